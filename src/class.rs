@@ -80,7 +80,10 @@ mod tests {
     fn display_and_parse_round_trip() {
         for class in TaskClass::ALL {
             assert_eq!(class.to_string().parse::<TaskClass>(), Ok(class));
-            assert_eq!(class.to_string().to_lowercase().parse::<TaskClass>(), Ok(class));
+            assert_eq!(
+                class.to_string().to_lowercase().parse::<TaskClass>(),
+                Ok(class)
+            );
         }
     }
 

@@ -7,5 +7,11 @@
 mod class;
 pub mod config;
 mod loom;
+pub mod pool;
+mod rejected;
+mod task;
 
 pub use class::{ParseTaskClassError, TaskClass};
+pub use pool::shutdown_requested;
+pub use rejected::{RejectKind, Rejected};
+pub use task::{TaskError, TaskHandle};

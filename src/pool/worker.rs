@@ -1,0 +1,214 @@
+//! The worker thread: its main loop, how it finds a task, and the thread-local context that
+//! lets code running on a pool thread know which pool it is on.
+//!
+//! Finding a task follows the crossbeam-deque recipe: the worker's own deque first (tasks its
+//! thread submitted to its own pool), then the shared injector, then — only while the admission
+//! word says a task is pending somewhere — the other workers' deques.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use crossbeam_utils::Backoff;
+
+use super::Shared;
+use super::queue::Local;
+use super::sleep::{Sleeper, Wake};
+use crate::loom::{Arc, Ordering};
+use crate::task::{Job, RunOutcome};
+
+/// What the current thread is, when it is a pool worker.
+pub(crate) struct Context {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) local: Rc<Local<Job>>,
+    pub(crate) seq: usize,
+}
+
+crate::loom::thread_local! {
+    pub(crate) static CURRENT: RefCell<Option<Context>> = RefCell::new(None);
+}
+
+/// Runs `f` with the current worker's context, if this thread is a worker.
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Context>) -> R) -> R {
+    CURRENT.with(|current| f(current.borrow().as_ref()))
+}
+
+/// The body of every pool thread. `first` is the task the thread was started for (growth), or
+/// `None` for a prestarted core thread, which the builder already counted as idle.
+pub(crate) fn run(shared: Arc<Shared>, first: Option<Job>, seq: usize, joinable: bool) {
+    let local = Rc::new(Local::new());
+    shared.stealers.write().push((seq, local.stealer()));
+    CURRENT.with(|current| {
+        *current.borrow_mut() = Some(Context {
+            shared: shared.clone(),
+            local: local.clone(),
+            seq,
+        })
+    });
+    if let Some(hook) = &shared.hooks.on_thread_start {
+        hook();
+    }
+
+    let sleeper = Arc::new(Sleeper::default());
+    let mut idle = first.is_none();
+    if let Some(job) = first {
+        shared.run_job(job);
+    }
+    let retired = loop {
+        if !idle {
+            if let Some(job) = shared.find_task(&local, seq) {
+                shared.state.claim_busy();
+                shared.run_job(job);
+                continue;
+            }
+            shared.state.become_idle();
+        }
+        match idle_search(&shared, &local, seq, &sleeper) {
+            Found::Task(job) => {
+                shared.state.claim_idle();
+                shared.run_job(job);
+            }
+            Found::Exit { retired } => break retired,
+        }
+        idle = false;
+    };
+
+    if let Some(hook) = &shared.hooks.on_thread_stop {
+        hook();
+    }
+    CURRENT.with(|current| current.borrow_mut().take());
+    shared.stealers.write().retain(|(s, _)| *s != seq);
+    if retired {
+        shared
+            .counters
+            .threads_retired
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(pool = %shared.name, thread = seq, "idle thread retired after keep-alive");
+    }
+    shared.thread_exited(seq, retired, joinable);
+}
+
+enum Found {
+    Task(Job),
+    Exit { retired: bool },
+}
+
+/// How many rounds an idle worker searches before it parks (zero under loom: the model
+/// explores the interleavings instead).
+#[cfg(not(loom))]
+const SEARCH_ROUNDS: usize = 1;
+#[cfg(loom)]
+const SEARCH_ROUNDS: usize = 0;
+
+/// The idle worker's loop: search with a short back-off, then park; leave on retirement or at
+/// shutdown once nothing is pending.
+fn idle_search(shared: &Arc<Shared>, local: &Local<Job>, seq: usize, me: &Arc<Sleeper>) -> Found {
+    loop {
+        let backoff = Backoff::new();
+        for _ in 0..SEARCH_ROUNDS {
+            while !backoff.is_completed() {
+                if let Some(job) = shared.find_task(local, seq) {
+                    return Found::Task(job);
+                }
+                backoff.snooze();
+            }
+        }
+        if let Some(job) = shared.find_task(local, seq) {
+            return Found::Task(job);
+        }
+        let state = shared.state.load();
+        if state.is_shutdown() {
+            if state.pending() == 0 && shared.state.try_leave_idle().is_ok() {
+                return Found::Exit { retired: false };
+            }
+            crate::loom::spin_hint();
+            continue;
+        }
+        match shared
+            .sleep
+            .sleep(&shared.state, me, shared.spec.keep_alive)
+        {
+            Wake::Notified | Wake::Refused => {}
+            Wake::TimedOut => {
+                if shared.try_retire() {
+                    return Found::Exit { retired: true };
+                }
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// One task from the worker's own deque, the injector, or another worker's deque.
+    pub(crate) fn find_task(&self, local: &Local<Job>, seq: usize) -> Option<Job> {
+        if let Some(job) = local.pop() {
+            return Some(job);
+        }
+        if let Some(job) = self.injector.pop() {
+            return Some(job);
+        }
+        if self.state.load().pending() == 0 {
+            return None;
+        }
+        self.steal_any(Some(seq))
+    }
+
+    /// Steals one task from any worker's deque except `skip`'s.
+    pub(crate) fn steal_any(&self, skip: Option<usize>) -> Option<Job> {
+        let stealers = self.stealers.read();
+        let n = stealers.len();
+        if n == 0 {
+            return None;
+        }
+        let start = skip.unwrap_or(0) % n;
+        for i in 0..n {
+            let (owner, stealer) = &stealers[(start + i) % n];
+            if Some(*owner) == skip {
+                continue;
+            }
+            if let Some(job) = stealer.steal() {
+                return Some(job);
+            }
+        }
+        None
+    }
+
+    /// Runs (or, after the grace period, cancels) one claimed job and counts the outcome.
+    pub(crate) fn run_job(&self, job: Job) {
+        if self.state.load().is_abort() {
+            job.cancel();
+            self.counters.cancelled.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        match job.run() {
+            RunOutcome::Completed => {
+                self.counters.completed.fetch_add(1, Ordering::Relaxed);
+            }
+            RunOutcome::Panicked(message) => {
+                self.counters.panicked.fetch_add(1, Ordering::Relaxed);
+                self.counters.completed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(pool = %self.name, panic = %message, "task panicked; the worker thread carries on");
+            }
+            RunOutcome::Skipped => {
+                self.counters.cancelled.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// A keep-alive expired: leave if the pool is above its core size and nothing is pending.
+    fn try_retire(&self) -> bool {
+        if self.state.try_leave_idle().is_err() {
+            return false;
+        }
+        let core = self.spec.core_size;
+        let left = self
+            .threads
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n > core).then(|| n - 1)
+            })
+            .is_ok();
+        if !left {
+            self.state.rejoin_idle();
+        }
+        left
+    }
+}

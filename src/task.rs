@@ -1,0 +1,393 @@
+//! Tasks as the pool sees them ([`Job`]) and as the caller sees them ([`TaskHandle`]).
+//!
+//! A job is a boxed [`Runnable`]: the pool can run it, cancel it without running it (shutdown),
+//! or, when a thread could not be started for it, give the original closure back. Fire-and-forget
+//! work is one allocation ([`PlainJob`]); work with a handle shares a [`TaskCell`] between the job
+//! and the [`TaskHandle`].
+//!
+//! Panics are caught here, inside the job: the worker thread never unwinds.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use crate::loom::{Arc, AtomicUsize, Condvar, Mutex, Ordering};
+
+/// Why a task produced no value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TaskError {
+    /// The task panicked; the message is the panic payload when it was a string.
+    #[error("task panicked: {0}")]
+    Panicked(String),
+    /// The task was cancelled before it started (by [`TaskHandle::cancel`] or by a shutdown
+    /// whose grace period ended first).
+    #[error("task cancelled before it started")]
+    Cancelled,
+}
+
+/// What happened when the pool took a job.
+#[derive(Debug)]
+pub(crate) enum RunOutcome {
+    /// The closure ran to its end.
+    Completed,
+    /// The closure panicked; the message is logged and counted.
+    Panicked(String),
+    /// The job had been cancelled through its handle; the closure was dropped unrun.
+    Skipped,
+}
+
+/// A unit of work as the pool holds it.
+pub(crate) trait Runnable: Send + 'static {
+    /// Runs the job on the current thread, catching panics.
+    fn run(self: Box<Self>) -> RunOutcome;
+    /// Drops the job without running it; its handle (if any) yields [`TaskError::Cancelled`].
+    fn cancel(self: Box<Self>);
+    /// The job as `Any`, so the submitter can take its closure back after a failed hand-off.
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
+}
+
+/// A boxed job.
+pub(crate) type Job = Box<dyn Runnable>;
+
+/// Renders a panic payload as text.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+/// Fire-and-forget work: the closure alone, no handle.
+pub(crate) struct PlainJob<F>(pub(crate) F);
+
+impl<F: FnOnce() + Send + 'static> Runnable for PlainJob<F> {
+    fn run(self: Box<Self>) -> RunOutcome {
+        let f = self.0;
+        match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(()) => RunOutcome::Completed,
+            Err(payload) => RunOutcome::Panicked(panic_message(&*payload)),
+        }
+    }
+
+    fn cancel(self: Box<Self>) {}
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+        self
+    }
+}
+
+impl<F: 'static> PlainJob<F> {
+    /// Takes the closure back out of a job built as `PlainJob<F>`.
+    pub(crate) fn recover(job: Job) -> F {
+        match job.into_any().downcast::<PlainJob<F>>() {
+            Ok(job) => job.0,
+            Err(_) => unreachable!("a job is recovered only as the type it was built with"),
+        }
+    }
+}
+
+const QUEUED: usize = 0;
+const RUNNING: usize = 1;
+const DONE: usize = 2;
+const CANCELLED: usize = 3;
+
+/// The state a job and its handle share.
+///
+/// `state` moves QUEUED → RUNNING → DONE, or QUEUED → CANCELLED; exactly one party wins the
+/// move out of QUEUED (the runner or a canceller), so a task either runs once or never.
+/// `slot` holds the outcome until the handle takes it, and the waker of an awaiting future.
+pub(crate) struct TaskCell<T> {
+    state: AtomicUsize,
+    slot: Mutex<Slot<T>>,
+    done: Condvar,
+}
+
+struct Slot<T> {
+    outcome: Option<Result<T, TaskError>>,
+    waker: Option<Waker>,
+}
+
+impl<T> TaskCell<T> {
+    fn new() -> Self {
+        Self {
+            state: AtomicUsize::new(QUEUED),
+            slot: Mutex::new(Slot {
+                outcome: None,
+                waker: None,
+            }),
+            done: Condvar::new(),
+        }
+    }
+
+    fn finish(&self, outcome: Result<T, TaskError>, state: usize) {
+        let waker = {
+            let mut slot = self.slot.lock();
+            slot.outcome = Some(outcome);
+            self.state.store(state, Ordering::Release);
+            self.done.notify_all();
+            slot.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Moves QUEUED → CANCELLED; `true` if this call won.
+    fn try_cancel(&self) -> bool {
+        if self
+            .state
+            .compare_exchange(QUEUED, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.finish(Err(TaskError::Cancelled), CANCELLED);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Work with a handle: the closure plus the cell it reports to.
+pub(crate) struct HandleJob<F, T> {
+    f: F,
+    cell: Arc<TaskCell<T>>,
+}
+
+impl<F, T> HandleJob<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    /// Builds the job and the handle that observes it.
+    pub(crate) fn new(f: F) -> (Self, TaskHandle<T>) {
+        let cell = Arc::new(TaskCell::new());
+        (
+            Self {
+                f,
+                cell: cell.clone(),
+            },
+            TaskHandle { cell },
+        )
+    }
+
+    /// Takes the closure back out of a job built as `HandleJob<F, T>`.
+    pub(crate) fn recover(job: Job) -> F {
+        match job.into_any().downcast::<HandleJob<F, T>>() {
+            Ok(job) => job.f,
+            Err(_) => unreachable!("a job is recovered only as the type it was built with"),
+        }
+    }
+}
+
+impl<F, T> Runnable for HandleJob<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn run(self: Box<Self>) -> RunOutcome {
+        let HandleJob { f, cell } = *self;
+        if cell
+            .state
+            .compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return RunOutcome::Skipped;
+        }
+        match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(value) => {
+                cell.finish(Ok(value), DONE);
+                RunOutcome::Completed
+            }
+            Err(payload) => {
+                let message = panic_message(&*payload);
+                cell.finish(Err(TaskError::Panicked(message.clone())), DONE);
+                RunOutcome::Panicked(message)
+            }
+        }
+    }
+
+    fn cancel(self: Box<Self>) {
+        self.cell.try_cancel();
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+        self
+    }
+}
+
+/// The caller's side of a submitted task: wait for its value, cancel it, or `.await` it.
+///
+/// Dropping a handle detaches the task: it still runs, and its value is dropped.
+///
+/// ```
+/// use uberpool::pool::ThreadPool;
+///
+/// let pool = ThreadPool::builder().core_size(2).queue_size(16).build().unwrap();
+/// let handle = pool.submit(|| 6 * 7).unwrap();
+/// assert_eq!(handle.join(), Ok(42));
+/// ```
+pub struct TaskHandle<T> {
+    cell: Arc<TaskCell<T>>,
+}
+
+impl<T> TaskHandle<T> {
+    /// Waits for the task and returns its value, or why there is none.
+    pub fn join(self) -> Result<T, TaskError> {
+        let mut slot = self.cell.slot.lock();
+        loop {
+            if let Some(outcome) = slot.outcome.take() {
+                return outcome;
+            }
+            self.cell.done.wait(&mut slot);
+        }
+    }
+
+    /// Waits at most `timeout` for the task.
+    ///
+    /// Returns `Ok(outcome)` when the task finished (or was cancelled) in time, and gives the
+    /// handle back as `Err(handle)` when it did not, so the caller can wait again or cancel.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use uberpool::pool::ThreadPool;
+    ///
+    /// let pool = ThreadPool::builder().core_size(1).queue_size(4).build().unwrap();
+    /// let (tx, rx) = std::sync::mpsc::channel::<()>();
+    /// let handle = pool.submit(move || rx.recv().is_ok()).unwrap();
+    /// let handle = handle.join_timeout(Duration::from_millis(1)).unwrap_err(); // still blocked
+    /// tx.send(()).unwrap();
+    /// assert_eq!(handle.join_timeout(Duration::from_secs(30)).ok(), Some(Ok(true)));
+    /// ```
+    pub fn join_timeout(self, timeout: Duration) -> Result<Result<T, TaskError>, TaskHandle<T>> {
+        let deadline = Instant::now().checked_add(timeout);
+        {
+            let mut slot = self.cell.slot.lock();
+            loop {
+                if let Some(outcome) = slot.outcome.take() {
+                    return Ok(outcome);
+                }
+                let left = match deadline {
+                    Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+                    None => Duration::from_secs(3600),
+                };
+                if left.is_zero() {
+                    break;
+                }
+                crate::loom::wait_timeout(&self.cell.done, &mut slot, left);
+            }
+        }
+        Err(self)
+    }
+
+    /// `true` once the task has finished running or was cancelled: [`join`](Self::join) will
+    /// not block.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.cell.state.load(Ordering::Acquire), DONE | CANCELLED)
+    }
+
+    /// Cancels the task if it has not started; `true` if it will never run.
+    ///
+    /// A task that already started cannot be stopped; `cancel` then returns `false` and the
+    /// task runs to its end.
+    pub fn cancel(&self) -> bool {
+        self.cell.try_cancel()
+    }
+}
+
+impl<T> fmt::Debug for TaskHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.cell.state.load(Ordering::Acquire) {
+            QUEUED => "queued",
+            RUNNING => "running",
+            DONE => "done",
+            _ => "cancelled",
+        };
+        f.debug_struct("TaskHandle").field("state", &state).finish()
+    }
+}
+
+/// Awaiting a handle waits for the task without blocking the executor thread.
+///
+/// The pool thread that finishes the task wakes the awaiting future's waker. Polling again
+/// after the future returned `Ready` panics, like other completed futures.
+impl<T> Future for TaskHandle<T> {
+    type Output = Result<T, TaskError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut slot = self.cell.slot.lock();
+        if let Some(outcome) = slot.outcome.take() {
+            return Poll::Ready(outcome);
+        }
+        assert!(
+            !matches!(self.cell.state.load(Ordering::Acquire), DONE | CANCELLED),
+            "TaskHandle polled after it returned Ready"
+        );
+        match &slot.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => slot.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_job_reports_a_panic_with_its_message() {
+        let job: Job = Box::new(PlainJob(|| panic!("boom")));
+        match job.run() {
+            RunOutcome::Panicked(message) => assert_eq!(message, "boom"),
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+
+    #[test]
+    fn handle_job_delivers_its_value() {
+        let (job, handle) = HandleJob::new(|| 5);
+        assert!(matches!(Box::new(job).run(), RunOutcome::Completed));
+        assert!(handle.is_finished());
+        assert_eq!(handle.join(), Ok(5));
+    }
+
+    #[test]
+    fn cancelled_handle_job_is_skipped_and_never_runs() {
+        let (job, handle) = HandleJob::new(|| -> u8 { panic!("must not run") });
+        assert!(handle.cancel());
+        assert!(!handle.cancel(), "a second cancel does nothing");
+        assert!(matches!(Box::new(job).run(), RunOutcome::Skipped));
+        assert_eq!(handle.join(), Err(TaskError::Cancelled));
+    }
+
+    #[test]
+    fn cancel_after_start_is_refused() {
+        let (job, handle) = HandleJob::new(|| 1);
+        assert!(matches!(Box::new(job).run(), RunOutcome::Completed));
+        assert!(!handle.cancel());
+        assert_eq!(handle.join(), Ok(1));
+    }
+
+    #[test]
+    fn recover_gives_the_closure_back() {
+        fn nine() -> u32 {
+            9
+        }
+        let (job, _handle) = HandleJob::new(nine as fn() -> u32);
+        let f = HandleJob::<fn() -> u32, u32>::recover(Box::new(job));
+        assert_eq!(f(), 9);
+
+        fn noop() {}
+        let plain: Job = Box::new(PlainJob(noop as fn()));
+        let f: fn() = PlainJob::<fn()>::recover(plain);
+        assert_eq!(f as usize, noop as fn() as usize);
+    }
+}
