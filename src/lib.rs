@@ -1,6 +1,4 @@
-//! # uberpool
-//!
-//! Mule 4's execution model for Rust services that mix blocking IO, CPU-heavy work and light glue.
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
 #![forbid(unsafe_code)]
 

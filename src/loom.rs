@@ -121,9 +121,3 @@ mod imp {
 }
 
 pub(crate) use imp::*;
-
-#[cfg(not(loom))]
-pub(crate) use std::thread_local;
-
-#[cfg(loom)]
-pub(crate) use loom::thread_local;

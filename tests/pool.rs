@@ -171,9 +171,10 @@ fn keep_alive_retires_extra_threads_back_to_core() {
     }
     barrier.wait();
     assert_eq!(pool.metrics().peak_threads, 4);
-    wait_until("extra threads to retire", || pool.metrics().threads == 1);
-    let m = pool.metrics();
-    assert_eq!((m.threads_retired, m.idle), (3, 1));
+    wait_until("extra threads to retire", || {
+        let m = pool.metrics();
+        (m.threads, m.threads_retired, m.idle) == (1, 3, 1)
+    });
     // the remaining core thread still works
     assert_eq!(pool.submit(|| 7).unwrap().join(), Ok(7));
 }
@@ -257,6 +258,8 @@ fn threads_are_named_after_the_pool() {
         .unwrap();
     assert_eq!(second.join().unwrap(), "mail.io.02");
     gate.open();
+    // a hand-off pool accepts only when a thread is idle: wait for both to be
+    wait_until("both threads idle", || pool.metrics().idle == 2);
     let first = pool
         .submit(|| std::thread::current().name().unwrap().to_owned())
         .unwrap()

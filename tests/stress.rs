@@ -66,7 +66,7 @@ fn submitter(
             counter.fetch_add(1, Ordering::Relaxed);
             i
         };
-        if rng.next() % 4 == 0 {
+        if rng.next().is_multiple_of(4) {
             match pool.execute(move || {
                 work();
             }) {
@@ -81,7 +81,7 @@ fn submitter(
         match pool.submit(work) {
             Ok(handle) => {
                 tally.accepted += 1;
-                if rng.next() % 8 == 0 && handle.cancel() {
+                if rng.next().is_multiple_of(8) && handle.cancel() {
                     tally.cancel_won += 1;
                 }
                 handles.push(handle);

@@ -60,10 +60,11 @@ use state::{EnqueueError, State};
 pub(crate) use state::{MAX_QUEUE, MAX_THREADS};
 
 /// A hook run on each pool thread when it starts or stops.
-pub type ThreadHook = Arc<dyn Fn() + Send + Sync + 'static>;
+pub type ThreadHook = std::sync::Arc<dyn Fn() + Send + Sync + 'static>;
 
 /// Creates the OS thread for a pool thread; see [`PoolBuilder::spawn_handler`].
-pub type SpawnHandler = Arc<dyn Fn(ThreadSpawn) -> io::Result<()> + Send + Sync + 'static>;
+pub type SpawnHandler =
+    std::sync::Arc<dyn Fn(ThreadSpawn) -> io::Result<()> + Send + Sync + 'static>;
 
 /// Everything a [`SpawnHandler`] needs to start one pool thread.
 ///
@@ -179,62 +180,62 @@ pub(crate) struct Shared {
 impl Shared {
     /// Admits `job`: to the queues if an idle thread or queue room is free for it, else to a new
     /// thread if the pool may grow. Refusals give the job back.
-    fn admit(self: &Arc<Self>, job: Job) -> Result<(), (Job, RejectKind)> {
-        match self.state.try_enqueue(self.spec.queue_size) {
+    fn admit(this: &Arc<Self>, job: Job) -> Result<(), (Job, RejectKind)> {
+        match this.state.try_enqueue(this.spec.queue_size) {
             Ok(after) => {
-                self.counters.submitted.fetch_add(1, Ordering::Relaxed);
+                this.counters.submitted.fetch_add(1, Ordering::Relaxed);
                 let job = worker::with_current(|current| match current {
-                    Some(ctx) if Arc::ptr_eq(&ctx.shared, self) => {
+                    Some(ctx) if Arc::ptr_eq(&ctx.shared, this) => {
                         ctx.local.push(job);
                         None
                     }
                     _ => Some(job),
                 });
                 if let Some(job) = job {
-                    self.injector.push(job);
+                    this.injector.push(job);
                 }
                 if after.needs_wake() {
-                    self.sleep.wake_one(&self.state);
+                    this.sleep.wake_one(&this.state);
                 }
                 Ok(())
             }
             Err(EnqueueError::Shutdown) => {
-                self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                this.counters.rejected.fetch_add(1, Ordering::Relaxed);
                 Err((job, RejectKind::Shutdown))
             }
-            Err(EnqueueError::Full) => self.grow(job),
+            Err(EnqueueError::Full) => Self::grow(this, job),
         }
     }
 
     /// Starts a new thread for `job`, if the pool is below its maximum.
-    fn grow(self: &Arc<Self>, job: Job) -> Result<(), (Job, RejectKind)> {
-        let max = self.spec.max_size;
-        if self
+    fn grow(this: &Arc<Self>, job: Job) -> Result<(), (Job, RejectKind)> {
+        let max = this.spec.max_size;
+        if this
             .threads
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
                 (n < max).then_some(n + 1)
             })
             .is_err()
         {
-            self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            this.counters.rejected.fetch_add(1, Ordering::Relaxed);
             return Err((job, RejectKind::Busy));
         }
         // The reservation is visible to a shutdown before this check (both SeqCst): either we
         // see the flag, or the shutdown waits for this thread.
-        if self.state.load().is_shutdown() {
-            self.release_thread();
-            self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        if this.state.load().is_shutdown() {
+            this.release_thread();
+            this.counters.rejected.fetch_add(1, Ordering::Relaxed);
             return Err((job, RejectKind::Shutdown));
         }
-        self.counters.submitted.fetch_add(1, Ordering::Relaxed);
-        match self.spawn_thread(Some(job)) {
+        this.counters.submitted.fetch_add(1, Ordering::Relaxed);
+        match Self::spawn_thread(this, Some(job)) {
             Ok(()) => Ok(()),
             Err((job, error)) => {
-                self.counters.submitted.fetch_sub(1, Ordering::Relaxed);
-                self.counters.spawn_failures.fetch_add(1, Ordering::Relaxed);
-                self.counters.rejected.fetch_add(1, Ordering::Relaxed);
-                self.release_thread();
-                tracing::warn!(pool = %self.name, %error, "could not start a pool thread; task refused as if the pool were full");
+                this.counters.submitted.fetch_sub(1, Ordering::Relaxed);
+                this.counters.spawn_failures.fetch_add(1, Ordering::Relaxed);
+                this.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                this.release_thread();
+                tracing::warn!(pool = %this.name, %error, "could not start a pool thread; task refused as if the pool were full");
                 let job = job.expect("a growth spawn always carries its first task");
                 Err((job, RejectKind::Busy))
             }
@@ -242,14 +243,14 @@ impl Shared {
     }
 
     /// Starts one thread (whose slot in `threads` is already reserved).
-    fn spawn_thread(self: &Arc<Self>, first: Option<Job>) -> Result<(), (Option<Job>, io::Error)> {
-        self.join_exited(None, false);
-        let seq = self.thread_seq.fetch_add(1, Ordering::Relaxed) + 1;
-        let name = format!("{}.{:02}", self.name, seq);
+    fn spawn_thread(this: &Arc<Self>, first: Option<Job>) -> Result<(), (Option<Job>, io::Error)> {
+        this.join_exited(None, false);
+        let seq = this.thread_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let name = format!("{}.{:02}", this.name, seq);
         let slot = Arc::new(Mutex::new(first));
-        let joinable = self.hooks.spawn_handler.is_none();
+        let joinable = this.hooks.spawn_handler.is_none();
         let main = {
-            let shared = self.clone();
+            let shared = Arc::clone(this);
             let slot = slot.clone();
             move || {
                 let first = slot.lock().take();
@@ -257,15 +258,15 @@ impl Shared {
                 worker::run(shared, first, seq, joinable)
             }
         };
-        let result = match &self.hooks.spawn_handler {
+        let result = match &this.hooks.spawn_handler {
             None => {
                 let mut builder = crate::loom::thread::Builder::new().name(name);
-                if let Some(size) = self.hooks.stack_size {
+                if let Some(size) = this.hooks.stack_size {
                     builder = builder.stack_size(size);
                 }
                 // Held across the spawn so the thread cannot report its exit before its handle
                 // is stored.
-                let mut exits = self.exits.lock();
+                let mut exits = this.exits.lock();
                 builder
                     .spawn(main)
                     .map(|handle| exits.handles.push((seq, handle)))
@@ -274,7 +275,7 @@ impl Shared {
                 let abandoned = Arc::new(AtomicBool::new(false));
                 let spawn = ThreadSpawn {
                     name,
-                    stack_size: self.hooks.stack_size,
+                    stack_size: this.hooks.stack_size,
                     main: Some(Box::new(main)),
                     abandoned: abandoned.clone(),
                 };
@@ -288,12 +289,12 @@ impl Shared {
         };
         match result {
             Ok(()) => {
-                self.counters
+                this.counters
                     .threads_started
                     .fetch_add(1, Ordering::Relaxed);
-                self.counters
+                this.counters
                     .peak_threads
-                    .fetch_max(self.threads.load(Ordering::Relaxed), Ordering::Relaxed);
+                    .fetch_max(this.threads.load(Ordering::Relaxed), Ordering::Relaxed);
                 Ok(())
             }
             Err(error) => {
@@ -520,13 +521,13 @@ impl PoolBuilder {
 
     /// Runs `hook` on each pool thread when it starts, before it takes any task.
     pub fn on_thread_start(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
-        self.hooks.on_thread_start = Some(Arc::new(hook));
+        self.hooks.on_thread_start = Some(std::sync::Arc::new(hook));
         self
     }
 
     /// Runs `hook` on each pool thread just before it exits.
     pub fn on_thread_stop(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
-        self.hooks.on_thread_stop = Some(Arc::new(hook));
+        self.hooks.on_thread_stop = Some(std::sync::Arc::new(hook));
         self
     }
 
@@ -553,7 +554,7 @@ impl PoolBuilder {
         mut self,
         handler: impl Fn(ThreadSpawn) -> io::Result<()> + Send + Sync + 'static,
     ) -> Self {
-        self.hooks.spawn_handler = Some(Arc::new(handler));
+        self.hooks.spawn_handler = Some(std::sync::Arc::new(handler));
         self
     }
 
@@ -592,7 +593,7 @@ impl PoolBuilder {
         // even if the threads have not been scheduled yet.
         shared.state.add_idle(core_size);
         for started in 0..core_size {
-            if let Err((_, source)) = shared.spawn_thread(None) {
+            if let Err((_, source)) = Shared::spawn_thread(&shared, None) {
                 // Undo the slots of the threads that were never started, then stop the others.
                 for _ in started..core_size {
                     shared.state.try_leave_idle().ok();
@@ -638,8 +639,7 @@ impl ThreadPool {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.shared
-            .admit(Box::new(PlainJob(f)))
+        Shared::admit(&self.shared, Box::new(PlainJob(f)))
             .map_err(|(job, kind)| Rejected::new(PlainJob::<F>::recover(job), kind, self.name()))
     }
 
@@ -652,7 +652,7 @@ impl ThreadPool {
         T: Send + 'static,
     {
         let (job, handle) = HandleJob::new(f);
-        match self.shared.admit(Box::new(job)) {
+        match Shared::admit(&self.shared, Box::new(job)) {
             Ok(()) => Ok(handle),
             Err((job, kind)) => Err(Rejected::new(
                 HandleJob::<F, T>::recover(job),
@@ -693,7 +693,7 @@ impl ThreadPool {
     /// Called from one of the pool's own threads, it does not wait for that thread (which is
     /// busy running the caller): that task is reported in `still_running`.
     pub fn shutdown_timeout(&self, timeout: Duration) -> ShutdownReport {
-        self.shared.shutdown(timeout)
+        Shared::shutdown(&self.shared, timeout)
     }
 }
 

@@ -53,25 +53,25 @@ impl ShutdownReport {
 }
 
 impl Shared {
-    pub(crate) fn shutdown(self: &Arc<Self>, timeout: Duration) -> ShutdownReport {
+    pub(crate) fn shutdown(this: &Arc<Self>, timeout: Duration) -> ShutdownReport {
         let started = Instant::now();
         let deadline = started.checked_add(timeout);
-        if self.state.set_shutdown() {
-            tracing::debug!(pool = %self.name, ?timeout, "shutdown requested");
+        if this.state.set_shutdown() {
+            tracing::debug!(pool = %this.name, ?timeout, "shutdown requested");
         }
-        self.sleep.wake_all(&self.state);
+        this.sleep.wake_all(&this.state);
 
         // A pool thread shutting down its own pool cannot wait for itself.
         let me = worker::with_current(|ctx| {
-            ctx.filter(|ctx| Arc::ptr_eq(&ctx.shared, self))
+            ctx.filter(|ctx| Arc::ptr_eq(&ctx.shared, this))
                 .map(|ctx| ctx.seq)
         });
         let allowed = usize::from(me.is_some());
 
         let mut timed_out = false;
         {
-            let mut exits = self.exits.lock();
-            while self.threads.load(Ordering::SeqCst) > allowed {
+            let mut exits = this.exits.lock();
+            while this.threads.load(Ordering::SeqCst) > allowed {
                 let left = match deadline {
                     Some(deadline) => deadline.saturating_duration_since(Instant::now()),
                     None => Duration::from_secs(3600),
@@ -81,26 +81,26 @@ impl Shared {
                     break;
                 }
                 // Wake sleepers again: a worker may have parked between the flag and our wake.
-                crate::loom::wait_timeout(&self.exit_signal, &mut exits, left);
+                crate::loom::wait_timeout(&this.exit_signal, &mut exits, left);
             }
         }
 
         if timed_out {
-            self.state.set_abort();
-            let drained = self.drain_and_cancel();
+            this.state.set_abort();
+            let drained = this.drain_and_cancel();
             tracing::warn!(
-                pool = %self.name,
+                pool = %this.name,
                 drained,
                 "shutdown grace period ended; queued tasks cancelled"
             );
         }
 
-        self.join_exited(me, !timed_out);
+        this.join_exited(me, !timed_out);
 
-        let completed = self.counters.completed.load(Ordering::SeqCst);
-        let cancelled = self.counters.cancelled.load(Ordering::SeqCst);
-        let panicked = self.counters.panicked.load(Ordering::SeqCst);
-        let submitted = self.counters.submitted.load(Ordering::SeqCst);
+        let completed = this.counters.completed.load(Ordering::SeqCst);
+        let cancelled = this.counters.cancelled.load(Ordering::SeqCst);
+        let panicked = this.counters.panicked.load(Ordering::SeqCst);
+        let submitted = this.counters.submitted.load(Ordering::SeqCst);
         ShutdownReport {
             completed,
             cancelled,

@@ -93,7 +93,7 @@ impl State {
             };
             match self
                 .0
-                .compare_exchange_weak(current, next, Ordering::SeqCst, Ordering::SeqCst)
+                .compare_exchange(current, next, Ordering::SeqCst, Ordering::SeqCst)
             {
                 Ok(_) => return Ok(Snapshot(next)),
                 Err(actual) => current = actual,

@@ -23,7 +23,13 @@ pub(crate) struct Context {
     pub(crate) seq: usize,
 }
 
-crate::loom::thread_local! {
+#[cfg(not(loom))]
+std::thread_local! {
+    pub(crate) static CURRENT: RefCell<Option<Context>> = const { RefCell::new(None) };
+}
+
+#[cfg(loom)]
+loom::thread_local! {
     pub(crate) static CURRENT: RefCell<Option<Context>> = RefCell::new(None);
 }
 
@@ -127,7 +133,9 @@ fn idle_search(shared: &Arc<Shared>, local: &Local<Job>, seq: usize, me: &Arc<Sl
             .sleep
             .sleep(&shared.state, me, shared.spec.keep_alive)
         {
-            Wake::Notified | Wake::Refused => {}
+            Wake::Notified => {}
+            // a task is pending but was not found: its push is in flight
+            Wake::Refused => crate::loom::spin_hint(),
             Wake::TimedOut => {
                 if shared.try_retire() {
                     return Found::Exit { retired: true };

@@ -1,0 +1,317 @@
+//! The pool against its peers on tokio's task shapes, all in one run.
+//!
+//! - `spawn_many_remote`: 100,000 empty tasks submitted from a thread outside the pool, then
+//!   wait until all ran (uberpool `execute` and `submit`, threadpool, rayon, tokio `spawn` and
+//!   `spawn_blocking`);
+//! - `chained_spawn`: a task that submits the next, 1,000 deep, from inside the pool;
+//! - `ping_pong`: 1,000 round trips: a task on the pool spawns a task that spawns a task that
+//!   answers it.
+//!
+//! Every pool has as many threads as the machine has cores. Run: `cargo bench --bench pool`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Sender, channel};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use uberpool::pool::ThreadPool;
+
+const SPAWN_MANY: usize = 100_000;
+const CHAIN: usize = 1_000;
+const PINGS: usize = 1_000;
+
+/// Counts tasks down and signals once when the last one ran.
+#[derive(Clone)]
+struct Latch(Arc<(AtomicUsize, std::sync::Mutex<Option<Sender<()>>>)>);
+
+impl Latch {
+    fn new(n: usize) -> (Self, std::sync::mpsc::Receiver<()>) {
+        let (tx, rx) = channel();
+        (
+            Latch(Arc::new((
+                AtomicUsize::new(n),
+                std::sync::Mutex::new(Some(tx)),
+            ))),
+            rx,
+        )
+    }
+    fn count_down(&self) {
+        if self.0.0.fetch_sub(1, Ordering::AcqRel) == 1
+            && let Some(tx) = self.0.1.lock().unwrap().take()
+        {
+            tx.send(()).unwrap();
+        }
+    }
+}
+
+fn threads() -> usize {
+    num_cpus::get().max(2)
+}
+
+fn uberpool(threads: usize) -> Arc<ThreadPool> {
+    Arc::new(
+        ThreadPool::builder()
+            .name("bench")
+            .core_size(threads)
+            .queue_size(1 << 24)
+            .build()
+            .unwrap(),
+    )
+}
+
+fn spawn_many_remote(c: &mut Criterion) {
+    let n = threads();
+    let mut group = c.benchmark_group("spawn_many_remote");
+    group.throughput(Throughput::Elements(SPAWN_MANY as u64));
+    group.sample_size(20);
+
+    let pool = uberpool(n);
+    group.bench_function(BenchmarkId::new("uberpool_execute", n), |b| {
+        b.iter(|| {
+            let (latch, done) = Latch::new(SPAWN_MANY);
+            for _ in 0..SPAWN_MANY {
+                let latch = latch.clone();
+                pool.execute(move || latch.count_down()).unwrap();
+            }
+            done.recv().unwrap();
+        })
+    });
+    group.bench_function(BenchmarkId::new("uberpool_submit", n), |b| {
+        let mut handles = Vec::with_capacity(SPAWN_MANY);
+        b.iter(|| {
+            let (latch, done) = Latch::new(SPAWN_MANY);
+            for _ in 0..SPAWN_MANY {
+                let latch = latch.clone();
+                handles.push(pool.submit(move || latch.count_down()).unwrap());
+            }
+            done.recv().unwrap();
+            handles.clear();
+        })
+    });
+
+    let tp = threadpool::ThreadPool::new(n);
+    group.bench_function(BenchmarkId::new("threadpool", n), |b| {
+        b.iter(|| {
+            let (latch, done) = Latch::new(SPAWN_MANY);
+            for _ in 0..SPAWN_MANY {
+                let latch = latch.clone();
+                tp.execute(move || latch.count_down());
+            }
+            done.recv().unwrap();
+        })
+    });
+
+    let rayon = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build()
+        .unwrap();
+    group.bench_function(BenchmarkId::new("rayon", n), |b| {
+        b.iter(|| {
+            let (latch, done) = Latch::new(SPAWN_MANY);
+            for _ in 0..SPAWN_MANY {
+                let latch = latch.clone();
+                rayon.spawn(move || latch.count_down());
+            }
+            done.recv().unwrap();
+        })
+    });
+
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(n)
+        .build()
+        .unwrap();
+    group.bench_function(BenchmarkId::new("tokio_spawn", n), |b| {
+        b.iter(|| {
+            let (latch, done) = Latch::new(SPAWN_MANY);
+            for _ in 0..SPAWN_MANY {
+                let latch = latch.clone();
+                tokio.spawn(async move { latch.count_down() });
+            }
+            done.recv().unwrap();
+        })
+    });
+    group.sample_size(10);
+    group.bench_function(BenchmarkId::new("tokio_spawn_blocking", n), |b| {
+        b.iter(|| {
+            let (latch, done) = Latch::new(SPAWN_MANY);
+            for _ in 0..SPAWN_MANY {
+                let latch = latch.clone();
+                tokio.spawn_blocking(move || latch.count_down());
+            }
+            done.recv().unwrap();
+        })
+    });
+    group.finish();
+}
+
+fn chained_spawn(c: &mut Criterion) {
+    let n = threads();
+    let mut group = c.benchmark_group("chained_spawn");
+    group.throughput(Throughput::Elements(CHAIN as u64));
+
+    let pool = uberpool(n);
+    fn uber_chain(pool: Arc<ThreadPool>, left: usize, done: Sender<()>) {
+        if left == 0 {
+            done.send(()).unwrap();
+            return;
+        }
+        let next = pool.clone();
+        pool.execute(move || uber_chain(next, left - 1, done))
+            .unwrap();
+    }
+    group.bench_function(BenchmarkId::new("uberpool", n), |b| {
+        b.iter(|| {
+            let (tx, rx) = channel();
+            let p = pool.clone();
+            pool.execute(move || uber_chain(p, CHAIN, tx)).unwrap();
+            rx.recv().unwrap();
+        })
+    });
+
+    let tp = threadpool::ThreadPool::new(n);
+    fn tp_chain(pool: threadpool::ThreadPool, left: usize, done: Sender<()>) {
+        if left == 0 {
+            done.send(()).unwrap();
+            return;
+        }
+        let next = pool.clone();
+        pool.execute(move || tp_chain(next, left - 1, done));
+    }
+    group.bench_function(BenchmarkId::new("threadpool", n), |b| {
+        b.iter(|| {
+            let (tx, rx) = channel();
+            let p = tp.clone();
+            tp.execute(move || tp_chain(p, CHAIN, tx));
+            rx.recv().unwrap();
+        })
+    });
+
+    let rayon = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build()
+        .unwrap();
+    fn rayon_chain(left: usize, done: Sender<()>) {
+        if left == 0 {
+            done.send(()).unwrap();
+            return;
+        }
+        rayon::spawn(move || rayon_chain(left - 1, done));
+    }
+    group.bench_function(BenchmarkId::new("rayon", n), |b| {
+        b.iter(|| {
+            let (tx, rx) = channel();
+            rayon.spawn(move || rayon_chain(CHAIN, tx));
+            rx.recv().unwrap();
+        })
+    });
+
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(n)
+        .build()
+        .unwrap();
+    fn tokio_chain(left: usize, done: Sender<()>) {
+        if left == 0 {
+            done.send(()).unwrap();
+            return;
+        }
+        tokio::spawn(async move { tokio_chain(left - 1, done) });
+    }
+    group.bench_function(BenchmarkId::new("tokio", n), |b| {
+        b.iter(|| {
+            let (tx, rx) = channel();
+            tokio.spawn(async move { tokio_chain(CHAIN, tx) });
+            rx.recv().unwrap();
+        })
+    });
+    group.finish();
+}
+
+fn ping_pong(c: &mut Criterion) {
+    let n = threads();
+    let mut group = c.benchmark_group("ping_pong");
+    group.throughput(Throughput::Elements(PINGS as u64));
+
+    let pool = uberpool(n);
+    group.bench_function(BenchmarkId::new("uberpool", n), |b| {
+        b.iter(|| {
+            let (done_tx, done_rx) = channel();
+            let p = pool.clone();
+            pool.execute(move || {
+                for _ in 0..PINGS {
+                    let (tx, rx) = channel();
+                    let q = p.clone();
+                    p.execute(move || q.execute(move || tx.send(()).unwrap()).unwrap())
+                        .unwrap();
+                    rx.recv().unwrap();
+                }
+                done_tx.send(()).unwrap();
+            })
+            .unwrap();
+            done_rx.recv().unwrap();
+        })
+    });
+
+    let tp = threadpool::ThreadPool::new(n);
+    group.bench_function(BenchmarkId::new("threadpool", n), |b| {
+        b.iter(|| {
+            let (done_tx, done_rx) = channel();
+            let p = tp.clone();
+            tp.execute(move || {
+                for _ in 0..PINGS {
+                    let (tx, rx) = channel();
+                    let q = p.clone();
+                    p.execute(move || q.execute(move || tx.send(()).unwrap()));
+                    rx.recv().unwrap();
+                }
+                done_tx.send(()).unwrap();
+            });
+            done_rx.recv().unwrap();
+        })
+    });
+
+    let rayon = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build()
+        .unwrap();
+    group.bench_function(BenchmarkId::new("rayon", n), |b| {
+        b.iter(|| {
+            let (done_tx, done_rx) = channel();
+            rayon.spawn(move || {
+                for _ in 0..PINGS {
+                    let (tx, rx) = channel();
+                    rayon::spawn(move || rayon::spawn(move || tx.send(()).unwrap()));
+                    rx.recv().unwrap();
+                }
+                done_tx.send(()).unwrap();
+            });
+            done_rx.recv().unwrap();
+        })
+    });
+
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(n)
+        .build()
+        .unwrap();
+    group.bench_function(BenchmarkId::new("tokio", n), |b| {
+        b.iter(|| {
+            let (done_tx, done_rx) = channel();
+            tokio.spawn(async move {
+                for _ in 0..PINGS {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    tokio::spawn(async move {
+                        tokio::spawn(async move {
+                            let _ = tx.send(());
+                        });
+                    });
+                    rx.await.unwrap();
+                }
+                done_tx.send(()).unwrap();
+            });
+            done_rx.recv().unwrap();
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, spawn_many_remote, chained_spawn, ping_pong);
+criterion_main!(benches);
