@@ -98,25 +98,20 @@ enum Found {
     Exit { retired: bool },
 }
 
-/// How many rounds an idle worker searches before it parks (zero under loom: the model
-/// explores the interleavings instead).
-#[cfg(not(loom))]
-const SEARCH_ROUNDS: usize = 1;
-#[cfg(loom)]
-const SEARCH_ROUNDS: usize = 0;
+/// Whether an idle worker searches with a back-off (spin, then yield) before it parks. Not under
+/// loom: the model explores the interleavings instead.
+const SEARCH_BACKOFF: bool = !cfg!(loom);
 
 /// The idle worker's loop: search with a short back-off, then park; leave on retirement or at
 /// shutdown once nothing is pending.
 fn idle_search(shared: &Arc<Shared>, local: &Local<Job>, seq: usize, me: &Arc<Sleeper>) -> Found {
     loop {
         let backoff = Backoff::new();
-        for _ in 0..SEARCH_ROUNDS {
-            while !backoff.is_completed() {
-                if let Some(job) = shared.find_task(local, seq) {
-                    return Found::Task(job);
-                }
-                backoff.snooze();
+        while SEARCH_BACKOFF && !backoff.is_completed() {
+            if let Some(job) = shared.find_task(local, seq) {
+                return Found::Task(job);
             }
+            backoff.snooze();
         }
         if let Some(job) = shared.find_task(local, seq) {
             return Found::Task(job);
