@@ -9,3 +9,4 @@ pub mod config;
 mod loom;
 
 pub use class::{ParseTaskClassError, TaskClass};
+pub use config::{ConfigError, ConfigWarning, PoolSpec, PoolsConfig, Resources, Strategy};
