@@ -16,7 +16,7 @@
 //! - Escapes in keys and values: `\t`, `\n`, `\r`, `\f`, `\uXXXX` (exactly four hex digits);
 //!   a backslash before any other character stands for that character (`\=`, `\:`, `\ `, `\\`).
 //!
-//! This file knows nothing of scheduler keys: `mod.rs` interprets the entries.
+//! This file knows nothing of scheduler keys: `resolve.rs` interprets the entries.
 
 /// One `key = value` entry of a properties text.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,7 +65,7 @@ pub fn parse(text: &str) -> Result<Vec<Property>, PropertiesError> {
         let (start, mut buffer) = match logical.take() {
             Some((start, buffer)) => {
                 if trimmed.is_empty() {
-                    entries.push(split_entry(&buffer, start)?);
+                    push_entry(&mut entries, &buffer, start)?;
                     continue;
                 }
                 (start, buffer)
@@ -83,13 +83,25 @@ pub fn parse(text: &str) -> Result<Vec<Property>, PropertiesError> {
             logical = Some((start, buffer));
         } else {
             buffer.push_str(trimmed);
-            entries.push(split_entry(&buffer, start)?);
+            push_entry(&mut entries, &buffer, start)?;
         }
     }
     if let Some((start, buffer)) = logical {
-        entries.push(split_entry(&buffer, start)?);
+        push_entry(&mut entries, &buffer, start)?;
     }
     Ok(entries)
+}
+
+/// Adds the entry of one logical line; a line left empty by continuations holds no entry.
+fn push_entry(
+    entries: &mut Vec<Property>,
+    line: &str,
+    number: usize,
+) -> Result<(), PropertiesError> {
+    if !line.is_empty() {
+        entries.push(split_entry(line, number)?);
+    }
+    Ok(())
 }
 
 /// Whitespace in the properties sense.
@@ -275,6 +287,11 @@ mod tests {
             entries("a=1\\\n\nb=2"),
             vec![one("a", "1", 1), one("b", "2", 3)]
         );
+    }
+
+    #[test]
+    fn line_of_only_a_continuation_holds_no_entry() {
+        assert_eq!(entries("\\\n\na=1\n\\"), vec![one("a", "1", 3)]);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! [`Resources`]: the `cores` and `mem` that sizing expressions are evaluated against.
 //!
 //! This file detects what the current process may use (CPUs after affinity and cgroup quota,
-//! memory after the cgroup limit) and nothing else; expressions live in `expr.rs`.
+//! memory after the cgroup limit) and nothing else; expressions live in `expr/`.
 
 use std::fs;
 
