@@ -160,6 +160,11 @@ pub enum ConfigSource {
 /// service can read any of them. Resolution never leaves `max_size < core_size`: such a maximum is
 /// raised to the core size and reported in [`warnings`](PoolsConfig::warnings).
 ///
+/// A value is made by [`defaults`](PoolsConfig::defaults), [`parse`](PoolsConfig::parse),
+/// [`load`](PoolsConfig::load) or [`discover`](PoolsConfig::discover); code that sizes pools
+/// itself starts from the defaults and sets the public fields (the warnings and the source stay
+/// those of the value it started from).
+///
 /// ```
 /// use std::time::Duration;
 /// use uberpool::{PoolsConfig, Resources, Strategy};
