@@ -10,6 +10,7 @@ mod rejected;
 mod task;
 
 pub use class::{ParseTaskClassError, TaskClass};
+pub use config::{ConfigError, ConfigWarning, PoolSpec, PoolsConfig, Resources, Strategy};
 pub use pool::shutdown_requested;
 pub use rejected::{RejectKind, Rejected};
 pub use task::{TaskError, TaskHandle};
