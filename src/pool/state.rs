@@ -103,25 +103,23 @@ impl State {
 
     /// Admits one task to the queues if an idle worker is free for it or the queue has room:
     /// `pending < idle + queue_size`. Returns the new state.
+    ///
+    /// One `fetch_add` decides: the condition is checked on the value it returns (the state just
+    /// before this admission in the word's order) and a refused admission is undone at once. The
+    /// undo leaves a window in which others see one task too many: a concurrent admission may
+    /// then be refused or grow the pool when it need not have, the same benign race a
+    /// `ThreadPoolExecutor` hand-off has; no task is lost and no worker sleeps on a real task.
     pub(crate) fn try_enqueue(&self, queue_size: usize) -> Result<Snapshot, EnqueueError> {
-        let mut shutdown = false;
-        self.update(|s| {
-            if s.is_shutdown() {
-                shutdown = true;
-                None
-            } else if s.pending() < s.idle() + queue_size {
-                Some(s.0 + PENDING_ONE)
-            } else {
-                None
-            }
-        })
-        .map_err(|_| {
-            if shutdown {
-                EnqueueError::Shutdown
-            } else {
-                EnqueueError::Full
-            }
-        })
+        let before = Snapshot(self.0.fetch_add(PENDING_ONE, Ordering::SeqCst));
+        if !before.is_shutdown() && before.pending() < before.idle() + queue_size {
+            return Ok(Snapshot(before.0 + PENDING_ONE));
+        }
+        self.0.fetch_sub(PENDING_ONE, Ordering::SeqCst);
+        if before.is_shutdown() {
+            Err(EnqueueError::Shutdown)
+        } else {
+            Err(EnqueueError::Full)
+        }
     }
 
     /// A worker that was running a task claimed a queued one.

@@ -102,6 +102,10 @@ enum Found {
 /// loom: the model explores the interleavings instead.
 const SEARCH_BACKOFF: bool = !cfg!(loom);
 
+/// Extra rounds of yield-and-search after the back-off, before parking: a worker that yields
+/// instead of parking is found by the next task without a wake-up (a futex call on both sides).
+const SEARCH_YIELDS: usize = 16;
+
 /// The idle worker's loop: search with a short back-off, then park; leave on retirement or at
 /// shutdown once nothing is pending.
 fn idle_search(shared: &Arc<Shared>, local: &Local<Job>, seq: usize, me: &Arc<Sleeper>) -> Found {
@@ -112,6 +116,15 @@ fn idle_search(shared: &Arc<Shared>, local: &Local<Job>, seq: usize, me: &Arc<Sl
                 return Found::Task(job);
             }
             backoff.snooze();
+        }
+        for _ in 0..SEARCH_YIELDS {
+            if !SEARCH_BACKOFF {
+                break;
+            }
+            if let Some(job) = shared.find_task(local, seq) {
+                return Found::Task(job);
+            }
+            std::thread::yield_now();
         }
         if let Some(job) = shared.find_task(local, seq) {
             return Found::Task(job);
