@@ -141,6 +141,7 @@ pub(crate) struct Counters {
     pub(crate) cancelled: AtomicU64,
     pub(crate) threads_started: AtomicU64,
     pub(crate) threads_retired: AtomicU64,
+    pub(crate) wakeups: AtomicU64,
     pub(crate) peak_threads: AtomicUsize,
 }
 
@@ -173,6 +174,9 @@ pub(crate) struct Shared {
     /// Signalled (with `exits` held) whenever `threads` decreases.
     exit_signal: Condvar,
     pub(crate) counters: Counters,
+    /// Set when the shutdown grace period ends: read by workers before every task, so it lives
+    /// on its own cache line instead of the busy admission word.
+    pub(crate) aborting: CachePadded<AtomicBool>,
     pub(crate) hooks: Hooks,
     shutdown_timeout: Duration,
 }
@@ -194,8 +198,8 @@ impl Shared {
                 if let Some(job) = job {
                     this.injector.push(job);
                 }
-                if after.needs_wake() {
-                    this.sleep.wake_one(&this.state);
+                if after.needs_wake() && this.sleep.wake_one(&this.state) {
+                    this.counters.wakeups.fetch_add(1, Ordering::Relaxed);
                 }
                 Ok(())
             }
@@ -364,6 +368,7 @@ impl Shared {
             peak_threads: self.counters.peak_threads.load(Ordering::Relaxed),
             threads_started: self.counters.threads_started.load(Ordering::Relaxed),
             threads_retired: self.counters.threads_retired.load(Ordering::Relaxed),
+            wakeups: self.counters.wakeups.load(Ordering::Relaxed),
         }
     }
 }
@@ -411,6 +416,9 @@ pub struct PoolMetrics {
     pub threads_started: u64,
     /// Threads that retired after their keep-alive.
     pub threads_retired: u64,
+    /// Parked threads woken by a submission (at most one per accepted task; none while an awake
+    /// idle thread can take the task).
+    pub wakeups: u64,
 }
 
 /// Why a pool could not be built.
@@ -586,6 +594,7 @@ impl PoolBuilder {
             exits: Mutex::new(Exits::default()),
             exit_signal: Condvar::new(),
             counters: Counters::default(),
+            aborting: CachePadded::new(AtomicBool::new(false)),
             hooks: self.hooks,
             shutdown_timeout: self.shutdown_timeout,
         });

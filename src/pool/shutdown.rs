@@ -5,7 +5,7 @@
 //! 2. Wake every sleeper. Idle workers drain the queues; a worker exits once it is idle and
 //!    nothing is pending.
 //! 3. Wait until every thread has exited, or the deadline.
-//! 4. At the deadline, set `ABORT`: workers cancel instead of run what they claim next, and the
+//! 4. At the deadline, set `aborting`: workers cancel instead of run what they claim next, and the
 //!    caller drains the injector and every worker deque, cancelling each task.
 //! 5. Report: counters are read `completed`, `cancelled`, then `submitted`, so every task counted
 //!    finished was counted submitted first and `still_running` never underflows.
@@ -86,7 +86,7 @@ impl Shared {
         }
 
         if timed_out {
-            this.state.set_abort();
+            this.aborting.store(true, Ordering::SeqCst);
             let drained = this.drain_and_cancel();
             tracing::warn!(
                 pool = %this.name,

@@ -9,7 +9,9 @@
 //! | 32..47  | `idle`     | workers not running a task (searching or asleep)               |
 //! | 47..62  | `sleeping` | idle workers parked on the sleep list (a subset of `idle`)     |
 //! | 62      | `SHUTDOWN` | no more admissions; workers drain the queues and exit          |
-//! | 63      | `ABORT`    | the grace period is over: queued tasks are cancelled, not run  |
+//!
+//! (The end of the shutdown grace period is a separate flag, `Shared::aborting`, because workers
+//! read it before every task and this word is the busiest cache line of the pool.)
 //!
 //! Every transition is a single read-modify-write on this word, so all of them are totally
 //! ordered; the protocol's proofs rely only on that order.
@@ -30,7 +32,6 @@ const SLEEPING_SHIFT: u32 = 47;
 const SLEEPING_ONE: u64 = 1 << SLEEPING_SHIFT;
 const SLEEPING_MASK: u64 = ((1 << 15) - 1) << SLEEPING_SHIFT;
 const SHUTDOWN: u64 = 1 << 62;
-const ABORT: u64 = 1 << 63;
 
 /// A decoded copy of the word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,9 +49,6 @@ impl Snapshot {
     }
     pub(crate) fn is_shutdown(self) -> bool {
         self.0 & SHUTDOWN != 0
-    }
-    pub(crate) fn is_abort(self) -> bool {
-        self.0 & ABORT != 0
     }
     /// Idle workers that are searching rather than asleep.
     pub(crate) fn awake_idle(self) -> usize {
@@ -133,7 +131,7 @@ impl State {
         Snapshot(self.0.fetch_sub(delta, Ordering::SeqCst) - delta)
     }
 
-    /// A queued task left the queues without being claimed by a worker (cancelled at abort).
+    /// A queued task left the queues without being claimed by a worker (cancelled when the grace period ended).
     pub(crate) fn drop_pending(&self) {
         self.0.fetch_sub(PENDING_ONE, Ordering::SeqCst);
     }
@@ -187,11 +185,6 @@ impl State {
     /// Stops admissions. Returns `true` if this call set the flag.
     pub(crate) fn set_shutdown(&self) -> bool {
         self.0.fetch_or(SHUTDOWN, Ordering::SeqCst) & SHUTDOWN == 0
-    }
-
-    /// Ends the grace period: from now on queued tasks are cancelled instead of run.
-    pub(crate) fn set_abort(&self) {
-        self.0.fetch_or(ABORT, Ordering::SeqCst);
     }
 }
 
@@ -262,8 +255,13 @@ mod tests {
             (s.idle(), s.sleeping(), s.pending()),
             (MAX_THREADS, MAX_THREADS, 0)
         );
-        assert!(!s.is_shutdown() && !s.is_abort());
-        state.set_abort();
-        assert!(state.load().is_abort() && !state.load().is_shutdown());
+        assert!(!s.is_shutdown());
+        state.set_shutdown();
+        let s = state.load();
+        assert!(s.is_shutdown());
+        assert_eq!(
+            (s.idle(), s.sleeping(), s.pending()),
+            (MAX_THREADS, MAX_THREADS, 0)
+        );
     }
 }

@@ -190,7 +190,7 @@ impl Shared {
 
     /// Runs (or, after the grace period, cancels) one claimed job and counts the outcome.
     pub(crate) fn run_job(&self, job: Job) {
-        if self.state.load().is_abort() {
+        if self.aborting.load(Ordering::Relaxed) {
             job.cancel();
             self.counters.cancelled.fetch_add(1, Ordering::Relaxed);
             return;
