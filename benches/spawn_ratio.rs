@@ -39,6 +39,9 @@ impl Latch {
     }
 }
 
+/// One contender's way of submitting `TASKS` tasks that count the latch down.
+type Submit<'a> = Box<dyn Fn(Latch) + 'a>;
+
 fn timed(spawn: &dyn Fn(Latch)) -> Duration {
     let (latch, done) = Latch::new(TASKS);
     let start = Instant::now();
@@ -76,7 +79,7 @@ fn main() {
         .build()
         .unwrap();
 
-    let contenders: Vec<(&str, bool, Box<dyn Fn(Latch)>)> = vec![
+    let contenders: Vec<(&str, bool, Submit)> = vec![
         (
             "uberpool execute",
             false,
