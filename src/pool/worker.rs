@@ -104,7 +104,7 @@ const SEARCH_BACKOFF: bool = !cfg!(loom);
 
 /// Extra rounds of yield-and-search after the back-off, before parking: a worker that yields
 /// instead of parking is found by the next task without a wake-up (a futex call on both sides).
-const SEARCH_YIELDS: usize = 16;
+const SEARCH_YIELDS: usize = 64;
 
 /// The idle worker's loop: search with a short back-off, then park; leave on retirement or at
 /// shutdown once nothing is pending.
