@@ -5,12 +5,22 @@
 mod class;
 pub mod config;
 mod loom;
+mod policy;
 pub mod pool;
 mod rejected;
+mod scheduler;
+mod service;
 mod task;
 
 pub use class::{ParseTaskClassError, TaskClass};
 pub use config::{ConfigError, ConfigWarning, PoolSpec, PoolsConfig, Resources, Strategy};
 pub use pool::shutdown_requested;
 pub use rejected::{RejectKind, Rejected};
+pub use scheduler::{
+    LIGHT_BUDGET, Scheduler, current_class, is_current_thread_for_cpu_work,
+    is_current_thread_in_wait_group,
+};
+pub use service::{
+    SchedulerConfig, SchedulerError, SchedulerService, ServiceBuilder, ServiceError, ServiceMetrics,
+};
 pub use task::{TaskError, TaskHandle};

@@ -54,6 +54,28 @@ pub(crate) trait Runnable: Send + 'static {
 /// A boxed job.
 pub(crate) type Job = Box<dyn Runnable>;
 
+/// Bookkeeping a scheduler wraps around each of its tasks: called on the thread that runs the
+/// task (or that drops it unrun). The pool's own submissions use `()`, which does nothing.
+pub(crate) trait RunHooks: Send + 'static {
+    /// Just before the closure runs; `false` cancels the task instead of running it.
+    fn begin(&mut self) -> bool;
+    /// Just after the closure returned or panicked.
+    fn end(&mut self);
+    /// The task left without running (cancelled through its handle or at shutdown).
+    fn discard(&mut self);
+}
+
+impl RunHooks for () {
+    #[inline]
+    fn begin(&mut self) -> bool {
+        true
+    }
+    #[inline]
+    fn end(&mut self) {}
+    #[inline]
+    fn discard(&mut self) {}
+}
+
 /// Renders a panic payload as text.
 pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&'static str>() {
@@ -65,29 +87,37 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
-/// Fire-and-forget work: the closure alone, no handle.
-pub(crate) struct PlainJob<F>(pub(crate) F);
+/// Fire-and-forget work: the closure alone (plus its scheduler's hooks), no handle.
+pub(crate) struct PlainJob<F, H = ()>(pub(crate) F, pub(crate) H);
 
-impl<F: FnOnce() + Send + 'static> Runnable for PlainJob<F> {
+impl<F: FnOnce() + Send + 'static, H: RunHooks> Runnable for PlainJob<F, H> {
     fn run(self: Box<Self>) -> RunOutcome {
-        let f = self.0;
-        match catch_unwind(AssertUnwindSafe(f)) {
+        let PlainJob(f, mut hooks) = *self;
+        if !hooks.begin() {
+            return RunOutcome::Skipped;
+        }
+        let result = catch_unwind(AssertUnwindSafe(f));
+        hooks.end();
+        match result {
             Ok(()) => RunOutcome::Completed,
             Err(payload) => RunOutcome::Panicked(panic_message(&*payload)),
         }
     }
 
-    fn cancel(self: Box<Self>) {}
+    fn cancel(self: Box<Self>) {
+        let PlainJob(_, mut hooks) = *self;
+        hooks.discard();
+    }
 
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
         self
     }
 }
 
-impl<F: 'static> PlainJob<F> {
-    /// Takes the closure back out of a job built as `PlainJob<F>`.
+impl<F: 'static, H: 'static> PlainJob<F, H> {
+    /// Takes the closure back out of a job built as `PlainJob<F, H>`.
     pub(crate) fn recover(job: Job) -> F {
-        match job.into_any().downcast::<PlainJob<F>>() {
+        match job.into_any().downcast::<PlainJob<F, H>>() {
             Ok(job) => job.0,
             Err(_) => unreachable!("a job is recovered only as the type it was built with"),
         }
@@ -155,53 +185,77 @@ impl<T> TaskCell<T> {
     }
 }
 
-/// Work with a handle: the closure plus the cell it reports to.
-pub(crate) struct HandleJob<F, T> {
+/// Work with a handle: the closure, the cell it reports to, and its scheduler's hooks.
+pub(crate) struct HandleJob<F, T, H = ()> {
     f: F,
     cell: Arc<TaskCell<T>>,
+    hooks: H,
 }
 
-impl<F, T> HandleJob<F, T>
+impl<F, T> HandleJob<F, T, ()>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
     /// Builds the job and the handle that observes it.
     pub(crate) fn new(f: F) -> (Self, TaskHandle<T>) {
+        Self::with_hooks(f, ())
+    }
+}
+
+impl<F, T, H> HandleJob<F, T, H>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+    H: RunHooks,
+{
+    /// Builds the job, wrapped in `hooks`, and the handle that observes it.
+    pub(crate) fn with_hooks(f: F, hooks: H) -> (Self, TaskHandle<T>) {
         let cell = Arc::new(TaskCell::new());
         (
             Self {
                 f,
                 cell: cell.clone(),
+                hooks,
             },
             TaskHandle { cell },
         )
     }
 
-    /// Takes the closure back out of a job built as `HandleJob<F, T>`.
+    /// Takes the closure back out of a job built as `HandleJob<F, T, H>`.
     pub(crate) fn recover(job: Job) -> F {
-        match job.into_any().downcast::<HandleJob<F, T>>() {
+        match job.into_any().downcast::<HandleJob<F, T, H>>() {
             Ok(job) => job.f,
             Err(_) => unreachable!("a job is recovered only as the type it was built with"),
         }
     }
 }
 
-impl<F, T> Runnable for HandleJob<F, T>
+impl<F, T, H> Runnable for HandleJob<F, T, H>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
+    H: RunHooks,
 {
     fn run(self: Box<Self>) -> RunOutcome {
-        let HandleJob { f, cell } = *self;
+        let HandleJob { f, cell, mut hooks } = *self;
         if cell
             .state
             .compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
+            hooks.discard();
             return RunOutcome::Skipped;
         }
-        match catch_unwind(AssertUnwindSafe(f)) {
+        if !hooks.begin() {
+            cell.finish(Err(TaskError::Cancelled), CANCELLED);
+            return RunOutcome::Skipped;
+        }
+        let result = catch_unwind(AssertUnwindSafe(f));
+        // The scheduler's bookkeeping ends before the value is published, so a caller that
+        // joined the handle sees the scheduler already past this task.
+        hooks.end();
+        match result {
             Ok(value) => {
                 cell.finish(Ok(value), DONE);
                 RunOutcome::Completed
@@ -215,7 +269,11 @@ where
     }
 
     fn cancel(self: Box<Self>) {
-        self.cell.try_cancel();
+        let HandleJob {
+            cell, mut hooks, ..
+        } = *self;
+        cell.try_cancel();
+        hooks.discard();
     }
 
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
@@ -344,7 +402,7 @@ mod tests {
 
     #[test]
     fn plain_job_reports_a_panic_with_its_message() {
-        let job: Job = Box::new(PlainJob(|| panic!("boom")));
+        let job: Job = Box::new(PlainJob(|| panic!("boom"), ()));
         match job.run() {
             RunOutcome::Panicked(message) => assert_eq!(message, "boom"),
             other => panic!("unexpected outcome {other:?}"),
@@ -386,7 +444,7 @@ mod tests {
         assert_eq!(f(), 9);
 
         fn noop() {}
-        let plain: Job = Box::new(PlainJob(noop as fn()));
+        let plain: Job = Box::new(PlainJob(noop as fn(), ()));
         let f: fn() = PlainJob::<fn()>::recover(plain);
         assert_eq!(f as usize, noop as fn() as usize);
     }

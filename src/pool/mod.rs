@@ -46,11 +46,12 @@ mod loom_tests;
 
 use std::fmt;
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 
 use crate::loom::{Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering, RwLock};
+use crate::policy::ThreadRole;
 use crate::rejected::{RejectKind, Rejected};
 use crate::task::{HandleJob, Job, PlainJob, TaskHandle};
 
@@ -122,6 +123,7 @@ pub(crate) struct Spec {
     pub(crate) keep_alive: Duration,
 }
 
+/// Thread hooks a pool (or a service, for all its pools) applies to its threads.
 #[derive(Default)]
 pub(crate) struct Hooks {
     pub(crate) on_thread_start: Option<ThreadHook>,
@@ -143,6 +145,12 @@ pub(crate) struct Counters {
     pub(crate) threads_retired: AtomicU64,
     pub(crate) wakeups: AtomicU64,
     pub(crate) peak_threads: AtomicUsize,
+    /// Tasks a scheduler ran on the submitting thread because this pool was full.
+    pub(crate) caller_ran: AtomicU64,
+    /// Submissions that waited for this pool to accept them.
+    pub(crate) waited: AtomicU64,
+    /// CPU_LIGHT tasks that ran longer than the light budget on this pool.
+    pub(crate) light_overruns: AtomicU64,
 }
 
 /// Threads that exited, waiting to be joined.
@@ -179,12 +187,20 @@ pub(crate) struct Shared {
     pub(crate) aborting: CachePadded<AtomicBool>,
     pub(crate) hooks: Hooks,
     shutdown_timeout: Duration,
+    /// The role of this pool's threads in the rejection policy (`None` for a bare pool).
+    pub(crate) role: Option<ThreadRole>,
+    /// Callers blocked in [`Shared::admit_waiting`]; workers signal only when it is non-zero.
+    capacity_waiters: CachePadded<AtomicUsize>,
+    capacity_lock: Mutex<()>,
+    /// Signalled (with `capacity_lock` held) when the pool may accept again: a worker became idle,
+    /// a queued task was claimed, a thread exited, or shutdown began.
+    capacity_signal: Condvar,
 }
 
 impl Shared {
     /// Admits `job`: to the queues if an idle thread or queue room is free for it, else to a new
     /// thread if the pool may grow. Refusals give the job back.
-    fn admit(this: &Arc<Self>, job: Job) -> Result<(), (Job, RejectKind)> {
+    pub(crate) fn admit(this: &Arc<Self>, job: Job) -> Result<(), (Job, RejectKind)> {
         match this.state.try_enqueue(this.spec.queue_size) {
             Ok(after) => {
                 this.counters.submitted.fetch_add(1, Ordering::Relaxed);
@@ -311,8 +327,57 @@ impl Shared {
     /// Gives back a thread slot (failed spawn or exit) and wakes shutdown waiters.
     fn release_thread(&self) {
         self.threads.fetch_sub(1, Ordering::SeqCst);
-        let _exits = self.exits.lock();
-        self.exit_signal.notify_all();
+        {
+            let _exits = self.exits.lock();
+            self.exit_signal.notify_all();
+        }
+        self.signal_capacity();
+    }
+
+    /// Wakes callers blocked in [`admit_waiting`](Self::admit_waiting), if there are any.
+    ///
+    /// The `SeqCst` load pairs with the waiter's `SeqCst` increment before its admission attempt:
+    /// either the attempt sees the capacity this call announces, or this load sees the waiter
+    /// (which holds `capacity_lock` from its attempt until it waits, so the notification cannot
+    /// fall between the two).
+    #[inline]
+    pub(crate) fn signal_capacity(&self) {
+        if self.capacity_waiters.load(Ordering::SeqCst) > 0 {
+            let _guard = self.capacity_lock.lock();
+            self.capacity_signal.notify_all();
+        }
+    }
+
+    /// Admits `job`, blocking while the pool is full, until `deadline` (forever without one).
+    /// Returns the job when the deadline passes (`Busy`) or the pool shuts down (`Shutdown`).
+    pub(crate) fn admit_waiting(
+        this: &Arc<Self>,
+        job: Job,
+        deadline: Option<Instant>,
+    ) -> Result<(), (Job, RejectKind)> {
+        this.capacity_waiters.fetch_add(1, Ordering::SeqCst);
+        this.counters.waited.fetch_add(1, Ordering::Relaxed);
+        let mut job = job;
+        let result = loop {
+            let mut guard = this.capacity_lock.lock();
+            match Self::admit(this, job) {
+                Ok(()) => break Ok(()),
+                Err((back, RejectKind::Busy)) => {
+                    job = back;
+                    let left = match deadline {
+                        Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+                        None => Duration::from_secs(3600),
+                    };
+                    if left.is_zero() {
+                        break Err((job, RejectKind::Busy));
+                    }
+                    crate::loom::wait_timeout(&this.capacity_signal, &mut guard, left);
+                }
+                Err(other) => break Err(other),
+            }
+        };
+        this.capacity_waiters.fetch_sub(1, Ordering::SeqCst);
+        result
     }
 
     /// Called by a worker as its very last act.
@@ -320,11 +385,14 @@ impl Shared {
         if !already_released {
             self.threads.fetch_sub(1, Ordering::SeqCst);
         }
-        let mut exits = self.exits.lock();
-        if joinable {
-            exits.exited.push(seq);
+        {
+            let mut exits = self.exits.lock();
+            if joinable {
+                exits.exited.push(seq);
+            }
+            self.exit_signal.notify_all();
         }
-        self.exit_signal.notify_all();
+        self.signal_capacity();
     }
 
     /// Joins the built-in spawner's threads that have exited (or, with `all`, every one of
@@ -369,6 +437,9 @@ impl Shared {
             threads_started: self.counters.threads_started.load(Ordering::Relaxed),
             threads_retired: self.counters.threads_retired.load(Ordering::Relaxed),
             wakeups: self.counters.wakeups.load(Ordering::Relaxed),
+            caller_ran: self.counters.caller_ran.load(Ordering::Relaxed),
+            waited: self.counters.waited.load(Ordering::Relaxed),
+            light_overruns: self.counters.light_overruns.load(Ordering::Relaxed),
         }
     }
 }
@@ -419,6 +490,13 @@ pub struct PoolMetrics {
     /// Parked threads woken by a submission (at most one per accepted task; none while an awake
     /// idle thread can take the task).
     pub wakeups: u64,
+    /// Tasks a scheduler ran on the submitting thread because this pool was full (always zero
+    /// for a bare pool, which never runs work on the caller's thread).
+    pub caller_ran: u64,
+    /// Submissions through a scheduler that had to wait for this pool to accept them.
+    pub waited: u64,
+    /// CPU_LIGHT tasks that ran longer than 10 ms on this pool: misclassified work.
+    pub light_overruns: u64,
 }
 
 /// Why a pool could not be built.
@@ -455,6 +533,7 @@ pub struct PoolBuilder {
     keep_alive: Duration,
     shutdown_timeout: Duration,
     hooks: Hooks,
+    role: Option<ThreadRole>,
 }
 
 impl Default for PoolBuilder {
@@ -467,6 +546,7 @@ impl Default for PoolBuilder {
             keep_alive: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(15),
             hooks: Hooks::default(),
+            role: None,
         }
     }
 }
@@ -566,6 +646,23 @@ impl PoolBuilder {
         self
     }
 
+    /// The role the pool's threads play in the rejection policy.
+    pub(crate) fn role(mut self, role: ThreadRole) -> Self {
+        self.role = Some(role);
+        self
+    }
+
+    /// Copies the thread hooks (start, stop, spawn handler, stack size) of a service.
+    pub(crate) fn hooks_from(mut self, hooks: &Hooks) -> Self {
+        self.hooks = Hooks {
+            on_thread_start: hooks.on_thread_start.clone(),
+            on_thread_stop: hooks.on_thread_stop.clone(),
+            spawn_handler: hooks.spawn_handler.clone(),
+            stack_size: hooks.stack_size,
+        };
+        self
+    }
+
     /// Builds the pool and starts its core threads.
     pub fn build(self) -> Result<ThreadPool, BuildError> {
         if self.core_size == 0 {
@@ -597,6 +694,10 @@ impl PoolBuilder {
             aborting: CachePadded::new(AtomicBool::new(false)),
             hooks: self.hooks,
             shutdown_timeout: self.shutdown_timeout,
+            role: self.role,
+            capacity_waiters: CachePadded::new(AtomicUsize::new(0)),
+            capacity_lock: Mutex::new(()),
+            capacity_signal: Condvar::new(),
         });
         // Core threads are counted idle before they exist, so the first submissions find them
         // even if the threads have not been scheduled yet.
@@ -648,7 +749,7 @@ impl ThreadPool {
     where
         F: FnOnce() + Send + 'static,
     {
-        Shared::admit(&self.shared, Box::new(PlainJob(f)))
+        Shared::admit(&self.shared, Box::new(PlainJob(f, ())))
             .map_err(|(job, kind)| Rejected::new(PlainJob::<F>::recover(job), kind, self.name()))
     }
 
@@ -669,6 +770,11 @@ impl ThreadPool {
                 self.name(),
             )),
         }
+    }
+
+    /// The state the pool's handles and threads share (for the schedulers built on the pool).
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// A snapshot of the pool's gauges and counters.
@@ -722,6 +828,11 @@ impl fmt::Debug for ThreadPool {
             .field("shutdown", &self.is_shutdown())
             .finish()
     }
+}
+
+/// The rejection-policy role of the calling thread's pool, if it is a worker of a pool with one.
+pub(crate) fn current_role() -> Option<ThreadRole> {
+    worker::with_current(|ctx| ctx.and_then(|ctx| ctx.shared.role))
 }
 
 /// The name of the pool the calling thread belongs to, if it is a pool thread.

@@ -53,13 +53,19 @@ impl ShutdownReport {
 }
 
 impl Shared {
+    /// Stops admissions and wakes every sleeper and every waiting submitter; does not wait.
+    pub(crate) fn begin_shutdown(&self) {
+        if self.state.set_shutdown() {
+            tracing::debug!(pool = %self.name, "shutdown requested");
+        }
+        self.sleep.wake_all(&self.state);
+        self.signal_capacity();
+    }
+
     pub(crate) fn shutdown(this: &Arc<Self>, timeout: Duration) -> ShutdownReport {
         let started = Instant::now();
         let deadline = started.checked_add(timeout);
-        if this.state.set_shutdown() {
-            tracing::debug!(pool = %this.name, ?timeout, "shutdown requested");
-        }
-        this.sleep.wake_all(&this.state);
+        this.begin_shutdown();
 
         // A pool thread shutting down its own pool cannot wait for itself.
         let me = worker::with_current(|ctx| {

@@ -63,14 +63,21 @@ pub(crate) fn run(shared: Arc<Shared>, first: Option<Job>, seq: usize, joinable:
         if !idle {
             if let Some(job) = shared.find_task(&local, seq) {
                 shared.state.claim_busy();
+                if shared.spec.queue_size > 0 {
+                    shared.signal_capacity();
+                }
                 shared.run_job(job);
                 continue;
             }
             shared.state.become_idle();
+            shared.signal_capacity();
         }
         match idle_search(&shared, &local, seq, &sleeper) {
             Found::Task(job) => {
                 shared.state.claim_idle();
+                if shared.spec.queue_size > 0 {
+                    shared.signal_capacity();
+                }
                 shared.run_job(job);
             }
             Found::Exit { retired } => break retired,

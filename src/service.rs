@@ -1,0 +1,642 @@
+//! [`SchedulerService`]: turns a [`PoolsConfig`] into one UBER pool or three DEDICATED pools, and
+//! hands out [`Scheduler`]s per task class.
+//!
+//! The service owns the pools; schedulers are views over them. Dropping the last service handle
+//! shuts the pools down with the configured graceful timeout.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::TaskClass;
+use crate::config::{ConfigError, PoolSpec, PoolsConfig, Resources, Strategy};
+use crate::policy::{Target, ThreadRole};
+use crate::pool::{BuildError, Hooks, PoolMetrics, ShutdownReport, ThreadPool, ThreadSpawn};
+use crate::scheduler::{PoolEntry, Scheduler};
+
+/// Options of a scheduler: its name, and for custom schedulers their pool and flags.
+///
+/// ```
+/// use uberpool::SchedulerConfig;
+///
+/// let config = SchedulerConfig::new()
+///     .name("smtp-relay")
+///     .max_concurrent_tasks(16)
+///     .wait_allowed(true);
+/// assert_eq!(config.get_name(), Some("smtp-relay"));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SchedulerConfig {
+    name: Option<String>,
+    max_concurrent_tasks: Option<usize>,
+    queue_size: Option<usize>,
+    wait_allowed: bool,
+    direct_run_cpu_light_when_target_busy: bool,
+    shutdown_timeout: Option<Duration>,
+    class: Option<TaskClass>,
+}
+
+impl SchedulerConfig {
+    /// A configuration with nothing set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The scheduler's name, used in logs, rejections and (for custom schedulers) thread names.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// For a custom scheduler: the size of its own pool (required).
+    pub fn max_concurrent_tasks(mut self, n: usize) -> Self {
+        self.max_concurrent_tasks = Some(n);
+        self
+    }
+
+    /// For a custom scheduler: how many tasks may wait when all its threads are busy
+    /// (default: `max_concurrent_tasks`, as in Mule).
+    pub fn queue_size(mut self, n: usize) -> Self {
+        self.queue_size = Some(n);
+        self
+    }
+
+    /// Custom schedulers only: their threads may block waiting for a busy target.
+    pub fn wait_allowed(mut self, allowed: bool) -> Self {
+        self.wait_allowed = allowed;
+        self
+    }
+
+    /// Custom schedulers only: their threads run CPU_LIGHT work inline when its pool is busy.
+    pub fn direct_run_cpu_light_when_target_busy(mut self, direct: bool) -> Self {
+        self.direct_run_cpu_light_when_target_busy = direct;
+        self
+    }
+
+    /// How long [`Scheduler::stop`] waits for the scheduler's tasks (default 5 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = Some(timeout);
+        self
+    }
+
+    /// Custom schedulers: the class their tasks report in [`current_class`](crate::current_class)
+    /// and that decides CPU_LIGHT overrun checks (default IO). Class schedulers take their class
+    /// from the service call instead.
+    pub fn class(mut self, class: TaskClass) -> Self {
+        self.class = Some(class);
+        self
+    }
+
+    /// The configured name, if any.
+    pub fn get_name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+}
+
+/// Why a scheduler could not be created.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SchedulerError {
+    /// An option only custom schedulers accept was given to a class scheduler.
+    #[error("Only custom schedulers may define '{option}' behaviour")]
+    CustomOnly {
+        /// The option's name as Mule spells it.
+        option: &'static str,
+    },
+    /// A custom scheduler without a pool size.
+    #[error(
+        "Custom schedulers must define a thread pool size by calling `SchedulerConfig::max_concurrent_tasks`"
+    )]
+    MissingPoolSize,
+    /// A class scheduler asked for a concurrency limit below its pool's maximum, or for a queue
+    /// of its own (a throttled scheduler), which this version does not provide.
+    #[error(
+        "scheduler '{name}': max_concurrent_tasks({limit}) below the pool's maximum ({max}) asks for a throttled scheduler, which is not available in this version"
+    )]
+    ThrottlingUnavailable {
+        /// The scheduler's name.
+        name: String,
+        /// The requested limit.
+        limit: usize,
+        /// The pool's maximum size.
+        max: usize,
+    },
+    /// The service has been shut down.
+    #[error("the scheduler service '{0}' is shut down")]
+    ServiceShutdown(String),
+    /// The custom scheduler's pool could not start.
+    #[error(transparent)]
+    Start(#[from] BuildError),
+}
+
+/// Why a service could not be created.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// The configuration file is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A pool could not start its core threads.
+    #[error(transparent)]
+    Start(#[from] BuildError),
+}
+
+/// A snapshot of the service's pools.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServiceMetrics {
+    /// The strategy the service runs.
+    pub strategy: Strategy,
+    /// One entry per pool: UBER's pool, or DEDICATED's cpuLight, io and cpuIntensive pools,
+    /// then every live custom scheduler's pool.
+    pub pools: Vec<PoolMetrics>,
+}
+
+/// Configures and builds a [`SchedulerService`].
+pub struct ServiceBuilder {
+    config: Option<PoolsConfig>,
+    name: String,
+    hooks: Hooks,
+}
+
+impl fmt::Debug for ServiceBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceBuilder")
+            .field("name", &self.name)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServiceBuilder {
+    /// The pools configuration. Default: Mule's built-in defaults (UBER) for this machine.
+    pub fn config(mut self, config: PoolsConfig) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// The service's name: the prefix of pool and thread names (`{name}.uber.01`). Default
+    /// `"uberpool"`.
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = name.to_owned();
+        self
+    }
+
+    /// Stack size of every pool thread, in bytes.
+    pub fn thread_stack_size(mut self, bytes: usize) -> Self {
+        self.hooks.stack_size = Some(bytes);
+        self
+    }
+
+    /// Runs `hook` on each pool thread when it starts.
+    pub fn on_thread_start(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
+        self.hooks.on_thread_start = Some(Arc::new(hook));
+        self
+    }
+
+    /// Runs `hook` on each pool thread just before it exits.
+    pub fn on_thread_stop(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
+        self.hooks.on_thread_stop = Some(Arc::new(hook));
+        self
+    }
+
+    /// Replaces how pool threads are created (see
+    /// [`PoolBuilder::spawn_handler`](crate::pool::PoolBuilder::spawn_handler)). A refused
+    /// thread makes the submission that needed it be treated as "pool full".
+    pub fn spawn_handler(
+        mut self,
+        handler: impl Fn(ThreadSpawn) -> std::io::Result<()> + Send + Sync + 'static,
+    ) -> Self {
+        self.hooks.spawn_handler = Some(Arc::new(handler));
+        self
+    }
+
+    /// Builds the pools and starts their core threads.
+    pub fn build(self) -> Result<SchedulerService, BuildError> {
+        let config = match self.config {
+            Some(config) => config,
+            None => PoolsConfig::defaults(&Resources::detect()),
+        };
+        let name = self.name;
+        let shutdown_timeout = config.graceful_shutdown_timeout;
+        let make = |label: &str, spec: &PoolSpec, role: ThreadRole, target: Target| {
+            ThreadPool::builder()
+                .name(format!("{name}.{label}"))
+                .core_size(spec.core_size.max(1))
+                .max_size(spec.max_size)
+                .queue_size(spec.queue_size)
+                .keep_alive(spec.keep_alive)
+                .shutdown_timeout(shutdown_timeout)
+                .hooks_from(&self.hooks)
+                .role(role)
+                .build()
+                .map(|pool| {
+                    Arc::new(PoolEntry {
+                        pool,
+                        target,
+                        label: label.to_owned(),
+                        schedulers: AtomicUsize::new(0),
+                    })
+                })
+        };
+        let pools = match config.strategy {
+            Strategy::Uber => {
+                Pools::Uber(make("uber", &config.uber, ThreadRole::Uber, Target::Uber)?)
+            }
+            Strategy::Dedicated => Pools::Dedicated {
+                cpu_light: make(
+                    "cpuLight",
+                    &config.cpu_light,
+                    ThreadRole::CpuLight,
+                    Target::CpuLight,
+                )?,
+                io: make("io", &config.io, ThreadRole::Io, Target::Io)?,
+                cpu_intensive: make(
+                    "cpuIntensive",
+                    &config.cpu_intensive,
+                    ThreadRole::CpuIntensive,
+                    Target::CpuIntensive,
+                )?,
+            },
+        };
+        tracing::info!(service = %name, "{}", config.splash());
+        Ok(SchedulerService {
+            inner: Arc::new(ServiceInner {
+                name,
+                config,
+                pools,
+                customs: Mutex::new(Vec::new()),
+                hooks: self.hooks,
+                shut: AtomicBool::new(false),
+            }),
+        })
+    }
+}
+
+enum Pools {
+    Uber(Arc<PoolEntry>),
+    Dedicated {
+        cpu_light: Arc<PoolEntry>,
+        io: Arc<PoolEntry>,
+        cpu_intensive: Arc<PoolEntry>,
+    },
+}
+
+struct ServiceInner {
+    name: String,
+    config: PoolsConfig,
+    pools: Pools,
+    /// Custom schedulers' pools, held weakly: a custom pool lives as long as its scheduler.
+    customs: Mutex<Vec<Weak<PoolEntry>>>,
+    hooks: Hooks,
+    shut: AtomicBool,
+}
+
+impl ServiceInner {
+    fn entries(&self) -> Vec<Arc<PoolEntry>> {
+        let mut entries = match &self.pools {
+            Pools::Uber(uber) => vec![uber.clone()],
+            Pools::Dedicated {
+                cpu_light,
+                io,
+                cpu_intensive,
+            } => vec![cpu_light.clone(), io.clone(), cpu_intensive.clone()],
+        };
+        let mut customs = self.customs.lock();
+        customs.retain(|weak| weak.strong_count() > 0);
+        entries.extend(customs.iter().filter_map(Weak::upgrade));
+        entries
+    }
+
+    fn entry_for(&self, class: TaskClass) -> &Arc<PoolEntry> {
+        match &self.pools {
+            Pools::Uber(uber) => uber,
+            Pools::Dedicated {
+                cpu_light,
+                io,
+                cpu_intensive,
+            } => match class {
+                TaskClass::CpuLight => cpu_light,
+                TaskClass::Io => io,
+                TaskClass::CpuIntensive => cpu_intensive,
+            },
+        }
+    }
+
+    fn shutdown_timeout(&self, timeout: Duration) -> ShutdownReport {
+        if !self.shut.swap(true, Ordering::SeqCst) {
+            tracing::info!(service = %self.name, ?timeout, "scheduler service shutting down");
+        }
+        let entries = self.entries();
+        // Stop admissions everywhere first, then wait for each pool within one deadline.
+        for entry in &entries {
+            entry.pool.shared().begin_shutdown();
+        }
+        let deadline = Instant::now().checked_add(timeout);
+        let mut report: Option<ShutdownReport> = None;
+        for entry in &entries {
+            let left = deadline
+                .map(|d| d.saturating_duration_since(Instant::now()))
+                .unwrap_or(timeout);
+            let pool_report = entry.pool.shutdown_timeout(left);
+            match &mut report {
+                Some(report) => report.merge(&pool_report),
+                None => report = Some(pool_report),
+            }
+        }
+        report.expect("a service has at least one pool")
+    }
+}
+
+impl Drop for ServiceInner {
+    fn drop(&mut self) {
+        if !self.shut.load(Ordering::SeqCst) {
+            self.shutdown_timeout(self.config.graceful_shutdown_timeout);
+        }
+    }
+}
+
+/// The scheduler service: one elastic UBER pool or three DEDICATED pools, and schedulers per
+/// task class over them. Cheap to clone; dropping the last handle shuts the pools down.
+///
+/// The strategy comes from the configuration, so switching between UBER and DEDICATED is a
+/// change to `scheduler-pools.conf`, not to code.
+///
+/// ```
+/// use uberpool::{SchedulerService, TaskClass};
+///
+/// let service = SchedulerService::builder().name("mailer").build()?;
+/// let rendered = service.cpu_intensive().submit(|| "Hello, Ada".to_uppercase())?;
+/// let sent = service.io().submit(|| 250)?;
+/// assert_eq!(rendered.join()?, "HELLO, ADA");
+/// assert_eq!(sent.join()?, 250);
+/// assert_eq!(service.scheduler(TaskClass::CpuLight).class(), TaskClass::CpuLight);
+/// let report = service.shutdown();
+/// assert_eq!(report.completed, 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct SchedulerService {
+    inner: Arc<ServiceInner>,
+}
+
+static NEXT_CUSTOM_ID: AtomicUsize = AtomicUsize::new(1);
+
+impl SchedulerService {
+    /// A builder: Mule's defaults for this machine, name `"uberpool"`.
+    pub fn builder() -> ServiceBuilder {
+        ServiceBuilder {
+            config: None,
+            name: "uberpool".to_owned(),
+            hooks: Hooks::default(),
+        }
+    }
+
+    /// A service configured by the `scheduler-pools.conf` at `path`, sized for this machine.
+    pub fn from_conf_file(path: impl AsRef<Path>) -> Result<Self, ServiceError> {
+        let config = PoolsConfig::load(path.as_ref(), &Resources::detect())?;
+        Ok(Self::builder().config(config).build()?)
+    }
+
+    /// The service's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The resolved configuration.
+    pub fn config(&self) -> &PoolsConfig {
+        &self.inner.config
+    }
+
+    /// The strategy in use.
+    pub fn strategy(&self) -> Strategy {
+        self.inner.config.strategy
+    }
+
+    /// A new CPU_LIGHT scheduler.
+    pub fn cpu_light(&self) -> Scheduler {
+        self.scheduler(TaskClass::CpuLight)
+    }
+
+    /// A new CPU_INTENSIVE scheduler.
+    pub fn cpu_intensive(&self) -> Scheduler {
+        self.scheduler(TaskClass::CpuIntensive)
+    }
+
+    /// A new IO scheduler.
+    pub fn io(&self) -> Scheduler {
+        self.scheduler(TaskClass::Io)
+    }
+
+    /// A new scheduler for `class`, named `{service}.{class}`.
+    pub fn scheduler(&self, class: TaskClass) -> Scheduler {
+        let name = format!("{}.{}", self.inner.name, class);
+        Scheduler::new(
+            self.inner.entry_for(class).clone(),
+            class,
+            name,
+            false,
+            None,
+        )
+    }
+
+    /// A new scheduler for `class` with options: a name and a stop timeout. Options only custom
+    /// schedulers accept are refused with Mule's message.
+    pub fn scheduler_with(
+        &self,
+        class: TaskClass,
+        config: SchedulerConfig,
+    ) -> Result<Scheduler, SchedulerError> {
+        if config.wait_allowed {
+            return Err(SchedulerError::CustomOnly {
+                option: "waitAllowed",
+            });
+        }
+        if config.direct_run_cpu_light_when_target_busy {
+            return Err(SchedulerError::CustomOnly {
+                option: "directRunCpuLightWhenTargetBusy",
+            });
+        }
+        let entry = self.inner.entry_for(class).clone();
+        let name = config
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}.{}", self.inner.name, class));
+        let max = entry.pool.metrics().max_size;
+        if config.queue_size.is_some() {
+            return Err(SchedulerError::ThrottlingUnavailable {
+                name,
+                limit: config.max_concurrent_tasks.unwrap_or(max),
+                max,
+            });
+        }
+        if let Some(limit) = config.max_concurrent_tasks
+            && limit < max
+        {
+            return Err(SchedulerError::ThrottlingUnavailable { name, limit, max });
+        }
+        Ok(Scheduler::new(
+            entry,
+            class,
+            name,
+            false,
+            config.shutdown_timeout,
+        ))
+    }
+
+    /// A custom scheduler with its own fixed pool of `max_concurrent_tasks` threads, named after
+    /// the scheduler (`{name}.01`, …), queueing up to `queue_size` tasks (default: as many as
+    /// threads). Its threads follow the rejection rules their flags give (`wait_allowed`,
+    /// `direct_run_cpu_light_when_target_busy`). Its tasks report the class set with
+    /// [`SchedulerConfig::class`] (default IO, the work custom pools usually take).
+    ///
+    /// Shutting the scheduler down shuts its pool down; [`Scheduler::stop`] also joins its
+    /// threads.
+    ///
+    /// ```
+    /// use uberpool::{SchedulerConfig, SchedulerService};
+    ///
+    /// let service = SchedulerService::builder().build()?;
+    /// let relay = service.custom(SchedulerConfig::new().name("relay").max_concurrent_tasks(2))?;
+    /// let thread = relay.submit(|| std::thread::current().name().map(str::to_owned))?.join()?;
+    /// assert!(thread.unwrap().starts_with("relay."));
+    /// assert!(relay.stop());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn custom(&self, config: SchedulerConfig) -> Result<Scheduler, SchedulerError> {
+        if self.inner.shut.load(Ordering::SeqCst) {
+            return Err(SchedulerError::ServiceShutdown(self.inner.name.clone()));
+        }
+        let size = config
+            .max_concurrent_tasks
+            .filter(|n| *n > 0)
+            .ok_or(SchedulerError::MissingPoolSize)?;
+        let id = NEXT_CUSTOM_ID.fetch_add(1, Ordering::Relaxed);
+        let name = config
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}.custom{id}", self.inner.name));
+        let pool = ThreadPool::builder()
+            .name(name.clone())
+            .core_size(size)
+            .max_size(size)
+            .queue_size(config.queue_size.unwrap_or(size))
+            .shutdown_timeout(
+                config
+                    .shutdown_timeout
+                    .unwrap_or(crate::scheduler::DEFAULT_STOP_TIMEOUT),
+            )
+            .hooks_from(&self.inner.hooks)
+            .role(ThreadRole::Custom {
+                id,
+                wait_allowed: config.wait_allowed,
+                direct_run_cpu_light: config.direct_run_cpu_light_when_target_busy,
+            })
+            .build()?;
+        let entry = Arc::new(PoolEntry {
+            pool,
+            target: Target::Custom { id },
+            label: name.clone(),
+            schedulers: AtomicUsize::new(0),
+        });
+        self.inner.customs.lock().push(Arc::downgrade(&entry));
+        Ok(Scheduler::new(
+            entry,
+            config.class.unwrap_or(TaskClass::Io),
+            name,
+            true,
+            config.shutdown_timeout,
+        ))
+    }
+
+    /// A snapshot of every pool.
+    pub fn metrics(&self) -> ServiceMetrics {
+        ServiceMetrics {
+            strategy: self.inner.config.strategy,
+            pools: self
+                .inner
+                .entries()
+                .iter()
+                .map(|entry| entry.pool.metrics())
+                .collect(),
+        }
+    }
+
+    /// Mule's usage table: per pool, the schedulers using it, idle and used threads, queued
+    /// tasks and the share of submissions refused.
+    ///
+    /// ```
+    /// use uberpool::SchedulerService;
+    ///
+    /// let service = SchedulerService::builder().build()?;
+    /// let _io = service.io();
+    /// let report = service.usage_report();
+    /// assert!(report.contains("Rejection %"));
+    /// assert!(report.contains("uber"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn usage_report(&self) -> String {
+        let mut out = String::new();
+        out.push_str(&format!(
+            "{:<24} | {:>10} | {:>12} | {:>12} | {:>12} | {:>11}\n",
+            "Pool", "Schedulers", "Idle threads", "Used threads", "Queued tasks", "Rejection %"
+        ));
+        out.push_str(&format!("{}\n", "-".repeat(24 + 10 + 12 * 3 + 11 + 15)));
+        for entry in self.inner.entries() {
+            let m = entry.pool.metrics();
+            let offered = m.submitted + m.rejected;
+            let rejection = if offered == 0 {
+                0.0
+            } else {
+                100.0 * m.rejected as f64 / offered as f64
+            };
+            out.push_str(&format!(
+                "{:<24} | {:>10} | {:>12} | {:>12} | {:>12} | {:>11.2}\n",
+                entry.label,
+                entry.schedulers.load(Ordering::Relaxed),
+                m.idle,
+                m.active,
+                m.queued,
+                rejection
+            ));
+        }
+        out
+    }
+
+    /// The resolved configuration in the shape of Mule's startup splash.
+    pub fn splash(&self) -> String {
+        self.inner.config.splash()
+    }
+
+    /// Shuts down with the configured `gracefulShutdownTimeout`.
+    pub fn shutdown(&self) -> ShutdownReport {
+        self.inner
+            .shutdown_timeout(self.inner.config.graceful_shutdown_timeout)
+    }
+
+    /// Stops every pool (custom ones included): new work is refused, queued and running tasks
+    /// get `timeout` to finish, what never started is cancelled. The report accounts for every
+    /// accepted task of every pool.
+    pub fn shutdown_timeout(&self, timeout: Duration) -> ShutdownReport {
+        self.inner.shutdown_timeout(timeout)
+    }
+
+    /// `true` once [`shutdown`](Self::shutdown) (or a drop of the last handle) began.
+    pub fn is_shutdown(&self) -> bool {
+        self.inner.shut.load(Ordering::SeqCst)
+    }
+}
+
+impl fmt::Debug for SchedulerService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SchedulerService")
+            .field("name", &self.inner.name)
+            .field("strategy", &self.inner.config.strategy)
+            .field("shutdown", &self.is_shutdown())
+            .finish()
+    }
+}
