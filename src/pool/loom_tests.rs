@@ -111,3 +111,32 @@ fn loom_local_submission_is_run() {
         assert_eq!(ran.load(Ordering::SeqCst), 1);
     });
 }
+
+/// A caller blocked on a full hand-off pool is woken when the worker frees up: no lost signal.
+#[test]
+fn loom_waiting_submitter_is_admitted_when_a_worker_frees() {
+    model(|| {
+        let pool = ThreadPool::builder().core_size(1).build().unwrap();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let first = {
+            let ran = ran.clone();
+            pool.execute(move || {
+                ran.fetch_add(1, Ordering::SeqCst);
+            })
+        };
+        assert!(first.is_ok(), "the prestarted worker is counted idle");
+        let second = {
+            let ran = ran.clone();
+            Box::new(crate::task::PlainJob(
+                move || {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                },
+                (),
+            ))
+        };
+        assert!(super::Shared::admit_waiting(pool.shared(), second, None).is_ok());
+        let report = pool.shutdown_timeout(Duration::from_secs(60));
+        assert_eq!(report.completed, 2);
+        assert_eq!(ran.load(Ordering::SeqCst), 2);
+    });
+}
