@@ -40,7 +40,7 @@ pub(crate) struct PoolEntry {
 }
 
 impl PoolEntry {
-    fn shared(&self) -> &Arc<Shared> {
+    fn shared(&self) -> &crate::loom::Arc<Shared> {
         self.pool.shared()
     }
 }
