@@ -1,78 +1,93 @@
-//! A first look at the elastic pool: blocking "IO" tasks grow it, it shrinks back after the
-//! burst, a full pool hands the work back, and shutdown accounts for every task.
+//! A first look at uberpool: a scheduler service built from `scheduler-pools.conf`, work of the
+//! three classes, back pressure handing refused work back, and a shutdown that accounts for
+//! every task.
 //!
-//! Run: `cargo run --release --example quickstart`
+//! Run: `cargo run --release --example quickstart` (defaults: UBER), or
+//! `cargo run --release --example quickstart -- --conf my-pools.conf` (e.g. a DEDICATED file).
 
 use std::time::{Duration, Instant};
 
-use uberpool::pool::ThreadPool;
+use uberpool::{PoolsConfig, Resources, SchedulerConfig, SchedulerService, current_class};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let pool = ThreadPool::builder()
-        .name("quickstart.io")
-        .core_size(2)
-        .max_size(64)
-        .keep_alive(Duration::from_millis(200))
+    let conf = std::env::args()
+        .skip_while(|a| a != "--conf")
+        .nth(1)
+        .map(std::path::PathBuf::from);
+    let config = PoolsConfig::discover(conf.as_deref(), &Resources::detect())?;
+    let service = SchedulerService::builder()
+        .name("quickstart")
+        .config(config)
         .build()?;
+    println!("{}\n", service.splash());
 
-    // A burst of blocking tasks: with a hand-off queue the pool grows a thread per task.
+    // 48 "SMTP sends": blocking IO. In UBER the pool grows a thread per blocked task.
+    let io = service.io();
+    let render = service.cpu_intensive();
+    let log = service.cpu_light();
     let started = Instant::now();
-    let handles: Vec<_> = (0..48)
+    let sends: Vec<_> = (0..48)
         .map(|i| {
-            pool.submit(move || {
-                std::thread::sleep(Duration::from_millis(20)); // a blocking call
-                i * 2
+            let (render, log) = (render.clone(), log.clone());
+            io.submit(move || {
+                std::thread::sleep(Duration::from_millis(20)); // the blocking call
+                let body = render.submit(move || format!("Dear subscriber {i}").repeat(50))?;
+                let len = body.join()?.len();
+                log.execute(move || {
+                    assert_eq!(current_class(), Some(uberpool::TaskClass::CpuLight))
+                })
+                .map_err(|_| "log refused")?;
+                Ok::<usize, Box<dyn std::error::Error + Send + Sync>>(len)
             })
         })
         .collect::<Result<_, _>>()?;
-    let sum: usize = handles
+    let bytes: usize = sends
         .into_iter()
-        .map(|h| h.join())
+        .map(|h| {
+            h.join()
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+        })
         .collect::<Result<Vec<_>, _>>()?
         .into_iter()
         .sum();
-    let m = pool.metrics();
     println!(
-        "48 blocking tasks of 20 ms in {:?}: sum {sum}, peak {} threads",
-        started.elapsed(),
-        m.peak_threads
+        "48 sends of 20 ms in {:?}, {bytes} bytes rendered",
+        started.elapsed()
     );
 
-    // A full pool refuses and hands the closure back.
-    let small = ThreadPool::builder()
-        .name("quickstart.small")
-        .core_size(1)
-        .build()?;
+    // Back pressure: a full custom pool refuses and hands the closure back.
+    let relay = service.custom(
+        SchedulerConfig::new()
+            .name("relay")
+            .max_concurrent_tasks(1)
+            .queue_size(0),
+    )?;
     let (tx, rx) = std::sync::mpsc::channel::<()>();
-    small.execute(move || {
+    relay.execute(move || {
         let _ = rx.recv();
     })?;
-    match small.submit(|| "late work") {
-        Ok(_) => println!("unexpected: the full pool accepted the task"),
-        Err(refused) => {
-            println!(
-                "refused ({}), running it here: {}",
-                refused.kind(),
-                (refused.into_inner())()
-            )
-        }
+    match relay.try_submit(|| "late work") {
+        Ok(_) => println!("unexpected: the full relay accepted the task"),
+        Err(refused) => println!(
+            "relay refused ({}): running it here: {}",
+            refused.kind(),
+            (refused.into_inner())()
+        ),
     }
     drop(tx);
+    relay.stop();
 
-    // Back to core after the keep-alive.
-    let wait = Instant::now();
-    while pool.metrics().threads > 2 && wait.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(10));
+    println!("\n{}", service.usage_report());
+    for pool in service.metrics().pools {
+        println!(
+            "{:<26} peak {:>3} threads, {:>4} completed, {} rejected, {} ran on the caller",
+            pool.name, pool.peak_threads, pool.completed, pool.rejected, pool.caller_ran
+        );
     }
+    let report = service.shutdown();
     println!(
-        "after the burst: {} threads ({} retired)",
-        pool.metrics().threads,
-        pool.metrics().threads_retired
-    );
-
-    let report = pool.shutdown();
-    println!(
-        "shutdown: {} completed, {} cancelled, {} still running",
+        "\nshutdown: {} completed, {} cancelled, {} still running",
         report.completed, report.cancelled, report.still_running
     );
     Ok(())
