@@ -11,6 +11,7 @@ mod rejected;
 mod scheduler;
 mod service;
 mod task;
+mod timer;
 
 pub use class::{ParseTaskClassError, TaskClass};
 pub use config::{ConfigError, ConfigWarning, PoolSpec, PoolsConfig, Resources, Strategy};

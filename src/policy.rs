@@ -38,9 +38,7 @@ pub(crate) enum ThreadRole {
         /// The custom scheduler was configured with `direct_run_cpu_light_when_target_busy`.
         direct_run_cpu_light: bool,
     },
-    /// A timer thread, which only dispatches and must never block. Timed tasks are not in this
-    /// version yet; the role is part of the decision table so the rule is fixed and tested.
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// The service's timer thread, which only dispatches and must never block.
     Timer,
     /// Any other thread: `main`, the application's own threads.
     Foreign,
@@ -144,9 +142,24 @@ pub(crate) fn decide(caller: ThreadRole, target: Target) -> Decision {
     }
 }
 
-/// The calling thread's role: its pool's role if it is a pool worker, else `Foreign`.
+thread_local! {
+    /// A role set by a thread that is not a pool worker but is not foreign either (the timer).
+    static ROLE_OVERRIDE: std::cell::Cell<Option<ThreadRole>> = const { std::cell::Cell::new(None) };
+}
+
+/// Gives the calling thread `role` for the rest of its life (the timer thread calls this with
+/// [`ThreadRole::Timer`] when it starts). Takes precedence over the pool's role.
+pub(crate) fn set_thread_role(role: ThreadRole) {
+    ROLE_OVERRIDE.with(|r| r.set(Some(role)));
+}
+
+/// The calling thread's role: the role it set for itself ([`set_thread_role`]), else its pool's
+/// role if it is a pool worker, else `Foreign`.
 pub(crate) fn current_role() -> ThreadRole {
-    crate::pool::current_role().unwrap_or(ThreadRole::Foreign)
+    ROLE_OVERRIDE
+        .with(|r| r.get())
+        .or_else(crate::pool::current_role)
+        .unwrap_or(ThreadRole::Foreign)
 }
 
 #[cfg(test)]
@@ -246,5 +259,21 @@ mod tests {
     fn a_foreign_thread_has_the_foreign_role() {
         let role = std::thread::spawn(current_role).join().unwrap();
         assert_eq!(role, ThreadRole::Foreign);
+    }
+
+    #[test]
+    fn a_thread_may_set_its_own_role() {
+        let role = std::thread::spawn(|| {
+            set_thread_role(ThreadRole::Timer);
+            current_role()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(role, ThreadRole::Timer);
+        assert_eq!(
+            current_role(),
+            ThreadRole::Foreign,
+            "other threads keep theirs"
+        );
     }
 }

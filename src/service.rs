@@ -17,6 +17,7 @@ use crate::config::{ConfigError, PoolSpec, PoolsConfig, Resources, Strategy};
 use crate::policy::{Target, ThreadRole};
 use crate::pool::{BuildError, Hooks, PoolMetrics, ShutdownReport, ThreadPool, ThreadSpawn};
 use crate::scheduler::{PoolEntry, Scheduler};
+use crate::timer::Timer;
 
 /// Options of a scheduler: its name, and for custom schedulers their pool and flags.
 ///
@@ -264,8 +265,10 @@ impl ServiceBuilder {
             },
         };
         tracing::info!(service = %name, "{}", config.splash());
+        let timer = Timer::new(format!("{name}.timer"));
         Ok(SchedulerService {
             inner: Arc::new(ServiceInner {
+                timer,
                 name,
                 config,
                 pools,
@@ -294,6 +297,9 @@ struct ServiceInner {
     customs: Mutex<Vec<Weak<PoolEntry>>>,
     hooks: Hooks,
     shut: AtomicBool,
+    /// The service's one timer thread (`{name}.timer`): delayed, periodic and cron tasks, rate
+    /// limits, retries. Shut down first when the service shuts down.
+    timer: Timer,
 }
 
 impl ServiceInner {
@@ -331,6 +337,8 @@ impl ServiceInner {
         if !self.shut.swap(true, Ordering::SeqCst) {
             tracing::info!(service = %self.name, ?timeout, "scheduler service shutting down");
         }
+        // Periodic and cron schedules end, pending delayed tasks are cancelled (and counted).
+        let delayed_cancelled = self.timer.shutdown();
         let entries = self.entries();
         // Stop admissions everywhere first, then wait for each pool within one deadline.
         for entry in &entries {
@@ -348,7 +356,9 @@ impl ServiceInner {
                 None => report = Some(pool_report),
             }
         }
-        report.expect("a service has at least one pool")
+        let mut report = report.expect("a service has at least one pool");
+        report.cancelled += delayed_cancelled;
+        report
     }
 }
 
@@ -628,6 +638,12 @@ impl SchedulerService {
     /// `true` once [`shutdown`](Self::shutdown) (or a drop of the last handle) began.
     pub fn is_shutdown(&self) -> bool {
         self.inner.shut.load(Ordering::SeqCst)
+    }
+
+    /// The service's timer (`{name}.timer`): see [`Timer::defer`] for what may run on it.
+    #[allow(dead_code)] // for timed tasks and flow retries, which build on the timer
+    pub(crate) fn timer(&self) -> &Timer {
+        &self.inner.timer
     }
 }
 
