@@ -11,6 +11,8 @@ mod rejected;
 mod scheduler;
 mod service;
 mod task;
+mod throttle;
+mod timed;
 mod timer;
 
 pub use class::{ParseTaskClassError, TaskClass};
@@ -25,3 +27,8 @@ pub use service::{
     SchedulerConfig, SchedulerError, SchedulerService, ServiceBuilder, ServiceError, ServiceMetrics,
 };
 pub use task::{TaskError, TaskHandle};
+pub use throttle::ThrottleStatus;
+pub use timed::{MAX_DELAY, ScheduleError, ScheduleErrorKind, ScheduledHandle};
+
+/// The `chrono` crate uberpool uses for cron time zones ([`Scheduler::schedule_cron_in`]).
+pub use chrono;

@@ -129,6 +129,12 @@ impl Target {
     }
 }
 
+/// `true` for callers that may block waiting for capacity: foreign threads and the wait groups
+/// (a throttled scheduler's gate makes exactly these wait, and refuses the others).
+pub(crate) fn may_block(caller: ThreadRole) -> bool {
+    caller == ThreadRole::Foreign || caller.may_wait()
+}
+
 /// The decision for a task that `target` refused, offered by a thread in role `caller`.
 pub(crate) fn decide(caller: ThreadRole, target: Target) -> Decision {
     if (caller.may_run_cpu_light() && target.serves_cpu_light())

@@ -4,11 +4,17 @@
 //! A view is cheap: the service hands out a fresh one per call. Each view counts its own tasks
 //! (queued and running) in one atomic word, so shutting a view down, cancelling its queued tasks
 //! or waiting for them touches that view only — the pool and other views are unaffected.
+//!
+//! A throttled or rate-limited view puts a gate (`throttle.rs`) between its callers and the pool:
+//! every task of such a view holds one of the gate's slots from the moment the gate lets it
+//! through until it ends, is discarded, or the pool refuses it (`TaskScope` gives the slot back).
+//! The view's delayed, periodic and cron tasks (`timed.rs`) are registered with it, so its
+//! shutdown cancels them.
 
 use std::cell::Cell;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -18,6 +24,9 @@ use crate::policy::{self, Decision, Target};
 use crate::pool::{Shared, ThreadPool};
 use crate::rejected::{RejectKind, Rejected};
 use crate::task::{HandleJob, Job, PlainJob, RunHooks, TaskHandle};
+use crate::throttle::{Entry, Pump, Throttle, ThrottleStatus};
+use crate::timed::TimedTask;
+use crate::timer::{Fire, Timer};
 
 /// CPU_LIGHT tasks running longer than this are counted as overruns and warned about.
 pub const LIGHT_BUDGET: Duration = Duration::from_millis(10);
@@ -27,6 +36,10 @@ const LOG_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Grace period of [`Scheduler::stop`] when the configuration names none (Mule's default).
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a task the pool refused waits before the timer offers it again (Mule's "maximum
+/// theoretical duration of a CPU_LIGHT task").
+pub(crate) const RETRY_DELAY: Duration = Duration::from_millis(10);
 
 /// One pool as the service and its views see it.
 pub(crate) struct PoolEntry {
@@ -80,6 +93,12 @@ pub(crate) struct ViewShared {
     stop_timeout: Duration,
     last_refusal_log: Mutex<Option<Instant>>,
     last_overrun_log: Mutex<Option<Instant>>,
+    /// The service's timer: timed tasks, rate releases, retries of held tasks.
+    timer: Timer,
+    /// The gate of a throttled or rate-limited view.
+    throttle: Option<Throttle>,
+    /// This view's timed tasks that may still fire (dead entries are pruned on registration).
+    timed: Mutex<Vec<Weak<TimedTask>>>,
 }
 
 impl ViewShared {
@@ -142,7 +161,7 @@ impl ViewShared {
         queued(word) + running(word) - u64::from(mine && running(word) > 0)
     }
 
-    fn is_shut(&self) -> bool {
+    pub(crate) fn is_shut(&self) -> bool {
         self.word.load(Ordering::SeqCst) & SHUT != 0 || self.entry.pool.is_shutdown()
     }
 
@@ -173,6 +192,173 @@ impl ViewShared {
         }
     }
 
+    /// The view's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The service's timer.
+    pub(crate) fn timer(&self) -> &Timer {
+        &self.timer
+    }
+
+    /// A task enters the view; `false` (nothing counted) once the view is shut down.
+    pub(crate) fn try_enter(&self) -> bool {
+        self.enter()
+    }
+
+    /// An entered task leaves without running (see [`leave_queued`](Self::leave_queued)).
+    pub(crate) fn leave_unrun(&self) {
+        self.leave_queued();
+    }
+
+    /// Registers a timed task so that the view's shutdown cancels it.
+    pub(crate) fn register_timed(&self, task: Weak<TimedTask>) {
+        let mut timed = self.timed.lock();
+        timed.retain(|t| t.strong_count() > 0);
+        timed.push(task);
+    }
+
+    /// Cancels the view's periodic and cron tasks, and its pending delayed tasks too when
+    /// `delayed` is set.
+    fn cancel_timed(&self, delayed: bool) {
+        let tasks: Vec<Arc<TimedTask>> =
+            self.timed.lock().iter().filter_map(Weak::upgrade).collect();
+        for task in tasks {
+            if delayed || task.is_periodic() {
+                task.cancel();
+            }
+        }
+    }
+
+    /// Offers an entered task: through the gate (throttled views), then to the pool, carrying
+    /// out the caller-aware policy when the pool is full. A refused task comes back holding no
+    /// slot; the caller undoes its entry.
+    pub(crate) fn offer(
+        self: &Arc<Self>,
+        job: Job,
+        patience: Patience,
+    ) -> Result<(), (Job, RejectKind)> {
+        let job = match &self.throttle {
+            None => job,
+            Some(throttle) => {
+                let (may_wait, deadline) = match patience {
+                    Patience::Never => (false, None),
+                    Patience::Policy => (policy::may_block(policy::current_role()), None),
+                    Patience::Until(deadline) => {
+                        (policy::may_block(policy::current_role()), Some(deadline))
+                    }
+                };
+                let (entry, pump) = throttle.enter(job, may_wait, deadline, &|| self.is_shut());
+                self.run_pump(pump);
+                match entry {
+                    Entry::Start(job) => job,
+                    Entry::Held => return Ok(()),
+                    Entry::Refused(job, kind) => return Err((job, kind)),
+                }
+            }
+        };
+        let refused = self.offer_to_pool(job, patience);
+        if refused.is_err() {
+            self.release_slot();
+        }
+        refused
+    }
+
+    /// Offers a task to the pool; when the pool is full, the calling thread's role decides.
+    fn offer_to_pool(&self, job: Job, patience: Patience) -> Result<(), (Job, RejectKind)> {
+        let shared = self.entry.shared();
+        match Shared::admit(shared, job) {
+            Ok(()) => Ok(()),
+            Err((job, RejectKind::Busy)) => {
+                let decision = match patience {
+                    Patience::Never => Decision::Refuse,
+                    _ => policy::decide(policy::current_role(), self.entry.target),
+                };
+                match decision {
+                    Decision::RunInline => {
+                        shared.counters.caller_ran.fetch_add(1, Ordering::Relaxed);
+                        if let crate::task::RunOutcome::Panicked(message) = job.run() {
+                            tracing::warn!(scheduler = %self.name, panic = %message, "task run on the submitting thread panicked");
+                        }
+                        Ok(())
+                    }
+                    Decision::Wait => {
+                        let deadline = match patience {
+                            Patience::Until(deadline) => Some(deadline),
+                            _ => None,
+                        };
+                        Shared::admit_waiting(shared, job, deadline)
+                    }
+                    Decision::Refuse => Err((job, RejectKind::Busy)),
+                }
+            }
+            Err(refused) => Err(refused),
+        }
+    }
+
+    /// A task of a throttled view gives its slot back; held tasks may start in its place.
+    fn release_slot(self: &Arc<Self>) {
+        if let Some(throttle) = &self.throttle {
+            let pump = throttle.release();
+            self.run_pump(pump);
+        }
+    }
+
+    /// Carries out a gate's follow-up: offers the tasks it started, arms its release timer.
+    fn run_pump(self: &Arc<Self>, pump: Pump) {
+        for job in pump.start {
+            self.start_held(job);
+        }
+        if let Some(at) = pump.arm_at {
+            let view = self.clone();
+            let action = Box::new(move |fire: Fire| match fire {
+                Fire::Due => {
+                    if let Some(throttle) = &view.throttle {
+                        let pump = throttle.timer_fired();
+                        view.run_pump(pump);
+                    }
+                }
+                Fire::Cancelled => view.cancel_held(None),
+            });
+            if self.timer.defer_until(at, false, action).is_err() {
+                self.cancel_held(None);
+            }
+        }
+    }
+
+    /// Offers a task the gate released (it holds a slot). The pool never makes this thread wait
+    /// or run it: a full pool has the timer offer it again [`RETRY_DELAY`] later; a shut-down
+    /// pool cancels it and every other held task.
+    fn start_held(self: &Arc<Self>, job: Job) {
+        match Shared::admit(self.entry.shared(), job) {
+            Ok(()) => {}
+            Err((job, RejectKind::Busy)) => {
+                let view = self.clone();
+                let action = Box::new(move |fire: Fire| match fire {
+                    Fire::Due => view.start_held(job),
+                    Fire::Cancelled => view.cancel_held(Some(job)),
+                });
+                if let Err(refused) = self.timer.defer_task(RETRY_DELAY, action) {
+                    (refused.action)(Fire::Cancelled);
+                }
+            }
+            Err((job, _)) => self.cancel_held(Some(job)),
+        }
+    }
+
+    /// Cancels `job` (which holds a slot) and every task the gate holds: the pool or the timer
+    /// is gone. Their handles yield `Cancelled`; their slots and view counts are given back.
+    fn cancel_held(self: &Arc<Self>, job: Option<Job>) {
+        let held = match &self.throttle {
+            Some(throttle) => throttle.drain(),
+            None => Vec::new(),
+        };
+        for job in job.into_iter().chain(held) {
+            job.cancel();
+        }
+    }
+
     fn log_refusal(&self, kind: RejectKind) {
         if rate_limited(&self.last_refusal_log) {
             tracing::warn!(
@@ -187,7 +373,7 @@ impl ViewShared {
 }
 
 /// `true` (and records now) if the last logged event is older than [`LOG_INTERVAL`].
-fn rate_limited(last: &Mutex<Option<Instant>>) -> bool {
+pub(crate) fn rate_limited(last: &Mutex<Option<Instant>>) -> bool {
     let mut last = last.lock();
     let now = Instant::now();
     match *last {
@@ -235,15 +421,16 @@ pub fn is_current_thread_in_wait_group() -> bool {
     policy::current_role().may_wait()
 }
 
-/// The bookkeeping around each task of a view.
-struct TaskScope {
+/// The bookkeeping around each task of a view: its counts in the view word, its slot in a
+/// throttled view's gate, `current_class`, CPU_LIGHT overrun checks.
+pub(crate) struct TaskScope {
     view: Arc<ViewShared>,
     started: Option<Instant>,
     saved: Option<(TaskClass, usize)>,
 }
 
 impl TaskScope {
-    fn new(view: Arc<ViewShared>) -> Self {
+    pub(crate) fn new(view: Arc<ViewShared>) -> Self {
         Self {
             view,
             started: None,
@@ -255,6 +442,7 @@ impl TaskScope {
 impl RunHooks for TaskScope {
     fn begin(&mut self) -> bool {
         if !self.view.start_task() {
+            self.view.release_slot();
             return false;
         }
         self.saved = CURRENT_TASK.with(|c| c.replace(Some((self.view.class, self.view.id))));
@@ -288,16 +476,18 @@ impl RunHooks for TaskScope {
             }
         }
         self.view.finish_task();
+        self.view.release_slot();
     }
 
     fn discard(&mut self) {
         self.view.leave_queued();
+        self.view.release_slot();
     }
 }
 
 /// How long a dispatch may block when the target is full.
 #[derive(Clone, Copy)]
-enum Patience {
+pub(crate) enum Patience {
     /// Follow the caller-aware policy; wait without limit.
     Policy,
     /// Follow the policy, but never wait past this instant.
@@ -337,6 +527,8 @@ impl Scheduler {
         name: String,
         owns_pool: bool,
         stop_timeout: Option<Duration>,
+        timer: Timer,
+        throttle: Option<Throttle>,
     ) -> Self {
         entry.schedulers.fetch_add(1, Ordering::Relaxed);
         Scheduler {
@@ -352,8 +544,16 @@ impl Scheduler {
                 stop_timeout: stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT),
                 last_refusal_log: Mutex::new(None),
                 last_overrun_log: Mutex::new(None),
+                timer,
+                throttle,
+                timed: Mutex::new(Vec::new()),
             }),
         }
+    }
+
+    /// The view's shared state (for timed tasks).
+    pub(crate) fn view(&self) -> &Arc<ViewShared> {
+        &self.view
     }
 
     /// The class of work this scheduler runs.
@@ -455,50 +655,27 @@ impl Scheduler {
             return Err(Rejected::new(f, RejectKind::Shutdown, view.name.as_str()));
         }
         let (job, result) = build(f, TaskScope::new(view.clone()));
-        let shared = view.entry.shared();
-        let refused = match Shared::admit(shared, job) {
-            Ok(()) => return Ok(result),
-            Err((job, RejectKind::Busy)) => {
-                let decision = match patience {
-                    Patience::Never => Decision::Refuse,
-                    _ => policy::decide(policy::current_role(), view.entry.target),
-                };
-                match decision {
-                    Decision::RunInline => {
-                        shared.counters.caller_ran.fetch_add(1, Ordering::Relaxed);
-                        if let crate::task::RunOutcome::Panicked(message) = job.run() {
-                            tracing::warn!(scheduler = %view.name, panic = %message, "task run on the submitting thread panicked");
-                        }
-                        return Ok(result);
-                    }
-                    Decision::Wait => {
-                        let deadline = match patience {
-                            Patience::Until(deadline) => Some(deadline),
-                            _ => None,
-                        };
-                        match Shared::admit_waiting(shared, job, deadline) {
-                            Ok(()) => return Ok(result),
-                            Err(refused) => refused,
-                        }
-                    }
-                    Decision::Refuse => (job, RejectKind::Busy),
+        match view.offer(job, patience) {
+            Ok(()) => Ok(result),
+            Err((job, kind)) => {
+                let f = recover(job);
+                view.leave_queued();
+                if kind != RejectKind::Shutdown {
+                    view.log_refusal(kind);
                 }
+                Err(Rejected::new(f, kind, view.name.as_str()))
             }
-            Err(refused) => refused,
-        };
-        let (job, kind) = refused;
-        let f = recover(job);
-        view.leave_queued();
-        if kind == RejectKind::Busy {
-            view.log_refusal(kind);
         }
-        Err(Rejected::new(f, kind, view.name.as_str()))
     }
 
     /// Stops accepting work on this scheduler. Tasks already submitted still run; other
     /// schedulers over the same pool are unaffected. Does not wait.
     pub fn shutdown(&self) {
         self.view.mark_shut(SHUT);
+        if let Some(throttle) = &self.view.throttle {
+            throttle.wake_waiters();
+        }
+        self.view.cancel_timed(false);
         if self.view.owns_pool {
             self.view.entry.shared().begin_shutdown();
         }
@@ -509,6 +686,8 @@ impl Scheduler {
     /// were cancelled. Running tasks cannot be interrupted; they run to their end.
     pub fn shutdown_now(&self) -> usize {
         let before = self.view.mark_shut(SHUT | NOW);
+        self.view.cancel_held(None);
+        self.view.cancel_timed(true);
         if self.view.owns_pool {
             self.view.entry.shared().begin_shutdown();
         }
@@ -544,6 +723,14 @@ impl Scheduler {
         graceful
     }
 
+    /// The gate of a throttled or rate-limited scheduler (see
+    /// [`SchedulerConfig::max_concurrent_tasks`](crate::SchedulerConfig::max_concurrent_tasks)
+    /// and [`SchedulerConfig::rate_limit`](crate::SchedulerConfig::rate_limit)); `None` for a
+    /// plain view.
+    pub fn throttle(&self) -> Option<ThrottleStatus> {
+        self.view.throttle.as_ref().map(Throttle::status)
+    }
+
     /// `true` once the scheduler (or its pool) no longer accepts work.
     pub fn is_shutdown(&self) -> bool {
         self.view.is_shut()
@@ -577,6 +764,7 @@ impl fmt::Debug for Scheduler {
             .field("shutdown", &self.is_shutdown())
             .field("queued", &queued(word))
             .field("running", &running(word))
+            .field("throttle", &self.throttle())
             .finish()
     }
 }

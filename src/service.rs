@@ -17,7 +17,8 @@ use crate::config::{ConfigError, PoolSpec, PoolsConfig, Resources, Strategy};
 use crate::policy::{Target, ThreadRole};
 use crate::pool::{BuildError, Hooks, PoolMetrics, ShutdownReport, ThreadPool, ThreadSpawn};
 use crate::scheduler::{PoolEntry, Scheduler};
-use crate::timer::Timer;
+use crate::throttle::Throttle;
+use crate::timer::{Fire, Timer, TimerAction};
 
 /// Options of a scheduler: its name, and for custom schedulers their pool and flags.
 ///
@@ -39,6 +40,7 @@ pub struct SchedulerConfig {
     direct_run_cpu_light_when_target_busy: bool,
     shutdown_timeout: Option<Duration>,
     class: Option<TaskClass>,
+    rate_limit: Option<(u32, Duration)>,
 }
 
 impl SchedulerConfig {
@@ -53,14 +55,57 @@ impl SchedulerConfig {
         self
     }
 
-    /// For a custom scheduler: the size of its own pool (required).
+    /// The most tasks of the scheduler in flight at once.
+    ///
+    /// - For [`SchedulerService::scheduler_with`]: a **throttled** view when `n` is below the
+    ///   pool's maximum size (at or above it, the pool's own limit already applies and a plain
+    ///   view is returned, as in Mule). Beyond the limit, callers that may wait (your own
+    ///   threads, IO and UBER threads) wait for a slot and the others are refused with
+    ///   [`RejectKind::Throttled`](crate::RejectKind::Throttled); with
+    ///   [`queue_size`](Self::queue_size) the excess first waits in the scheduler's own queue.
+    /// - For [`SchedulerService::custom`]: the size of its own pool (required).
+    ///
+    /// ```
+    /// use uberpool::{RejectKind, SchedulerConfig, SchedulerService, TaskClass};
+    ///
+    /// let service = SchedulerService::builder().build()?;
+    /// let smtp = service.scheduler_with(
+    ///     TaskClass::Io,
+    ///     SchedulerConfig::new().name("smtp").max_concurrent_tasks(4),
+    /// )?;
+    /// let sent = smtp.submit(|| "250 OK")?; // at most 4 SMTP connections at once
+    /// assert_eq!(sent.join()?, "250 OK");
+    /// assert_eq!(smtp.throttle().unwrap().limit, Some(4));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn max_concurrent_tasks(mut self, n: usize) -> Self {
         self.max_concurrent_tasks = Some(n);
         self
     }
 
-    /// For a custom scheduler: how many tasks may wait when all its threads are busy
-    /// (default: `max_concurrent_tasks`, as in Mule).
+    /// How many tasks may wait.
+    ///
+    /// - For a throttled or rate-limited view ([`max_concurrent_tasks`](Self::max_concurrent_tasks)
+    ///   below the pool's maximum, or [`rate_limit`](Self::rate_limit)): the capacity of the
+    ///   view's own queue. Tasks beyond the limit wait there, accepted, and start in order as
+    ///   slots free (or the rate allows); no caller is blocked or refused until it is full.
+    ///   Default: 0 for a throttled view, `n` (one period's worth) for a rate-limited one.
+    /// - For a custom scheduler: how many tasks may wait when all its threads are busy
+    ///   (default: `max_concurrent_tasks`, as in Mule).
+    ///
+    /// ```
+    /// use uberpool::{SchedulerConfig, SchedulerService, TaskClass};
+    ///
+    /// let service = SchedulerService::builder().build()?;
+    /// let relay = service.scheduler_with(
+    ///     TaskClass::Io,
+    ///     SchedulerConfig::new().max_concurrent_tasks(2).queue_size(100),
+    /// )?;
+    /// let handles: Vec<_> = (0..10).map(|i| relay.submit(move || i)).collect::<Result<_, _>>()?;
+    /// let total: i32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    /// assert_eq!(total, 45);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn queue_size(mut self, n: usize) -> Self {
         self.queue_size = Some(n);
         self
@@ -75,6 +120,36 @@ impl SchedulerConfig {
     /// Custom schedulers only: their threads run CPU_LIGHT work inline when its pool is busy.
     pub fn direct_run_cpu_light_when_target_busy(mut self, direct: bool) -> Self {
         self.direct_run_cpu_light_when_target_busy = direct;
+        self
+    }
+
+    /// Tasks of the scheduler start no faster than `n` per `per`: a burst of `n`, then one
+    /// every `per / n`. Tasks over the rate wait, accepted, in the view's own queue
+    /// ([`queue_size`](Self::queue_size), default `n`) and are started by the service's timer
+    /// when the rate allows; no pool thread ever sleeps waiting for its turn. When the queue is
+    /// full, callers that may wait wait, the others are refused with
+    /// [`RejectKind::Throttled`](crate::RejectKind::Throttled). Combines with
+    /// [`max_concurrent_tasks`](Self::max_concurrent_tasks). Class schedulers only
+    /// ([`SchedulerService::scheduler_with`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use uberpool::{SchedulerConfig, SchedulerService, TaskClass};
+    ///
+    /// let service = SchedulerService::builder().build()?;
+    /// // The relay accepts 50 messages a second.
+    /// let relay = service.scheduler_with(
+    ///     TaskClass::Io,
+    ///     SchedulerConfig::new().rate_limit(50, Duration::from_secs(1)).queue_size(1000),
+    /// )?;
+    /// let sent: Vec<_> = (0..60).map(|_| relay.submit(|| ())).collect::<Result<_, _>>()?;
+    /// for handle in sent {
+    ///     handle.join()?; // the last 10 start over the following 200 ms
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn rate_limit(mut self, n: u32, per: Duration) -> Self {
+        self.rate_limit = Some((n, per));
         self
     }
 
@@ -113,19 +188,33 @@ pub enum SchedulerError {
         "Custom schedulers must define a thread pool size by calling `SchedulerConfig::max_concurrent_tasks`"
     )]
     MissingPoolSize,
-    /// A class scheduler asked for a concurrency limit below its pool's maximum, or for a queue
-    /// of its own (a throttled scheduler), which this version does not provide.
+    /// `rate_limit(n, per)` with `n == 0` or a zero `per`.
     #[error(
-        "scheduler '{name}': max_concurrent_tasks({limit}) below the pool's maximum ({max}) asks for a throttled scheduler, which is not available in this version"
+        "scheduler '{name}': rate_limit({n}, {per:?}) must allow at least one task per non-zero period"
     )]
-    ThrottlingUnavailable {
+    InvalidRateLimit {
         /// The scheduler's name.
         name: String,
-        /// The requested limit.
-        limit: usize,
+        /// The number of tasks per period asked for.
+        n: u32,
+        /// The period asked for.
+        per: Duration,
+    },
+    /// `queue_size` on a class scheduler that is neither throttled nor rate-limited (only a
+    /// throttled or rate-limited view has a queue of its own).
+    #[error(
+        "scheduler '{name}': queue_size needs max_concurrent_tasks below the pool's maximum ({max}) or a rate_limit"
+    )]
+    QueueWithoutThrottle {
+        /// The scheduler's name.
+        name: String,
         /// The pool's maximum size.
         max: usize,
     },
+    /// `rate_limit` on a custom scheduler (its pool size is its limit; rate-limit a view
+    /// instead).
+    #[error("Only class schedulers may define 'rateLimit' behaviour")]
+    RateLimitOnCustom,
     /// The service has been shut down.
     #[error("the scheduler service '{0}' is shut down")]
     ServiceShutdown(String),
@@ -451,11 +540,34 @@ impl SchedulerService {
             name,
             false,
             None,
+            self.inner.timer.clone(),
+            None,
         )
     }
 
-    /// A new scheduler for `class` with options: a name and a stop timeout. Options only custom
-    /// schedulers accept are refused with Mule's message.
+    /// A new scheduler for `class` with options: a name, a stop timeout, and throttling —
+    /// [`max_concurrent_tasks`](SchedulerConfig::max_concurrent_tasks) below the pool's maximum,
+    /// [`queue_size`](SchedulerConfig::queue_size) and
+    /// [`rate_limit`](SchedulerConfig::rate_limit). Options only custom schedulers accept are
+    /// refused with Mule's message.
+    ///
+    /// ```
+    /// use uberpool::{RejectKind, SchedulerConfig, SchedulerService, TaskClass};
+    ///
+    /// let service = SchedulerService::builder().build()?;
+    /// let one_at_a_time = service.scheduler_with(
+    ///     TaskClass::Io,
+    ///     SchedulerConfig::new().name("mailbox-writer").max_concurrent_tasks(1),
+    /// )?;
+    /// let (tx, rx) = std::sync::mpsc::channel::<()>();
+    /// let first = one_at_a_time.submit(move || { rx.recv().ok(); })?;
+    /// // This thread may wait, but `try_submit` never does: the second task is throttled.
+    /// let refused = one_at_a_time.try_submit(|| ()).unwrap_err();
+    /// assert_eq!(refused.kind(), RejectKind::Throttled);
+    /// tx.send(())?;
+    /// first.join()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn scheduler_with(
         &self,
         class: TaskClass,
@@ -477,24 +589,33 @@ impl SchedulerService {
             .clone()
             .unwrap_or_else(|| format!("{}.{}", self.inner.name, class));
         let max = entry.pool.metrics().max_size;
-        if config.queue_size.is_some() {
-            return Err(SchedulerError::ThrottlingUnavailable {
-                name,
-                limit: config.max_concurrent_tasks.unwrap_or(max),
-                max,
-            });
-        }
-        if let Some(limit) = config.max_concurrent_tasks
-            && limit < max
+        let limit = config.max_concurrent_tasks.filter(|n| *n < max);
+        if let Some((n, per)) = config.rate_limit
+            && (n == 0 || per.is_zero())
         {
-            return Err(SchedulerError::ThrottlingUnavailable { name, limit, max });
+            return Err(SchedulerError::InvalidRateLimit { name, n, per });
         }
+        let throttle = match (limit, config.rate_limit) {
+            (None, None) => {
+                if config.queue_size.is_some() && config.max_concurrent_tasks.is_none() {
+                    return Err(SchedulerError::QueueWithoutThrottle { name, max });
+                }
+                None
+            }
+            (limit, rate) => {
+                let default_queue = rate.map_or(0, |(n, _)| n as usize);
+                let queue = config.queue_size.unwrap_or(default_queue);
+                Some(Throttle::new(limit, rate, queue))
+            }
+        };
         Ok(Scheduler::new(
             entry,
             class,
             name,
             false,
             config.shutdown_timeout,
+            self.inner.timer.clone(),
+            throttle,
         ))
     }
 
@@ -525,6 +646,9 @@ impl SchedulerService {
             .max_concurrent_tasks
             .filter(|n| *n > 0)
             .ok_or(SchedulerError::MissingPoolSize)?;
+        if config.rate_limit.is_some() {
+            return Err(SchedulerError::RateLimitOnCustom);
+        }
         let id = NEXT_CUSTOM_ID.fetch_add(1, Ordering::Relaxed);
         let name = config
             .name
@@ -560,6 +684,8 @@ impl SchedulerService {
             name,
             true,
             config.shutdown_timeout,
+            self.inner.timer.clone(),
+            None,
         ))
     }
 
@@ -641,9 +767,26 @@ impl SchedulerService {
     }
 
     /// The service's timer (`{name}.timer`): see [`Timer::defer`] for what may run on it.
-    #[allow(dead_code)] // for timed tasks and flow retries, which build on the timer
+    #[allow(dead_code)] // for flow retries, which build on the timer
     pub(crate) fn timer(&self) -> &Timer {
         &self.inner.timer
+    }
+
+    /// Calls `action` exactly once: with [`Fire::Due`] on the timer thread after `delay`, or
+    /// with [`Fire::Cancelled`] if the service shuts down first (on the thread shutting it down)
+    /// or the timer refuses it (already shut down, or `delay` overflows: at once, on this
+    /// thread). The action stands for an accepted task (a flow step waiting to be retried):
+    /// a shutdown that cancels it counts it in [`ShutdownReport::cancelled`].
+    ///
+    /// On [`Fire::Due`] the action runs on the timer thread and must only dispatch — never
+    /// block, sleep or run user code (see [`Timer::defer`]); the ordinary `Scheduler` entry
+    /// points refuse there rather than wait or run inline, because the thread's role is
+    /// `ThreadRole::Timer`.
+    #[allow(dead_code)] // for flow retries, which build on the timer
+    pub(crate) fn defer(&self, delay: Duration, action: TimerAction) {
+        if let Err(refused) = self.inner.timer.defer_task(delay, action) {
+            (refused.action)(Fire::Cancelled);
+        }
     }
 }
 

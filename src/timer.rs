@@ -20,9 +20,6 @@
 //! - the thread waits on `wake` only while the map is empty or its first entry is not due; every
 //!   insertion that becomes the new first entry, and shutdown, notify it.
 
-// Timed tasks and flow retries, which build on this module, land in the commits that follow.
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -53,13 +50,6 @@ pub(crate) type TimerAction = Box<dyn FnOnce(Fire) + Send + 'static>;
 pub(crate) struct TimerKey {
     due: Instant,
     seq: u64,
-}
-
-impl TimerKey {
-    /// When the entry falls due.
-    pub(crate) fn due(&self) -> Instant {
-        self.due
-    }
 }
 
 /// Why [`Timer::defer`] refused an action (the action comes back with it).
@@ -140,11 +130,6 @@ impl Timer {
         }
     }
 
-    /// The timer thread's name.
-    pub(crate) fn thread_name(&self) -> &str {
-        &self.shared.name
-    }
-
     /// Runs `action` with [`Fire::Due`] on the timer thread once `delay` has passed.
     ///
     /// Contract for `action`:
@@ -162,6 +147,7 @@ impl Timer {
     ///
     /// Refused (the action comes back, not called) when the timer is shut down, when
     /// `now + delay` overflows, or when the timer thread cannot be started.
+    #[allow(dead_code)] // the crate's own users take `defer_task` or `SchedulerService::defer`
     pub(crate) fn defer(&self, delay: Duration, action: TimerAction) -> Result<TimerKey, Refused> {
         match Instant::now().checked_add(delay) {
             Some(due) => self.insert(due, action, false),
@@ -240,13 +226,9 @@ impl Timer {
     }
 
     /// Entries waiting for their time.
+    #[cfg(test)]
     pub(crate) fn pending(&self) -> usize {
         self.shared.state.lock().entries.len()
-    }
-
-    /// `true` once [`shutdown`](Self::shutdown) began.
-    pub(crate) fn is_shutdown(&self) -> bool {
-        self.shared.state.lock().shut
     }
 
     /// Stops the timer: later `defer`s are refused, every pending action is called with

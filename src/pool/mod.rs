@@ -151,6 +151,10 @@ pub(crate) struct Counters {
     pub(crate) waited: AtomicU64,
     /// CPU_LIGHT tasks that ran longer than the light budget on this pool.
     pub(crate) light_overruns: AtomicU64,
+    /// Flow steps dispatched to this pool (a thread switch).
+    pub(crate) hops_switched: AtomicU64,
+    /// Flow steps that ran in place on a thread of this pool (no switch).
+    pub(crate) hops_elided: AtomicU64,
 }
 
 /// Threads that exited, waiting to be joined.
@@ -191,6 +195,9 @@ pub(crate) struct Shared {
     pub(crate) role: Option<ThreadRole>,
     /// Callers blocked in [`Shared::admit_waiting`]; workers signal only when it is non-zero.
     capacity_waiters: CachePadded<AtomicUsize>,
+    /// Bumped by every signal that found a waiter: a waiter that sees it change between its
+    /// admission attempt and its wait retries instead of waiting.
+    capacity_epoch: AtomicU64,
     capacity_lock: Mutex<()>,
     /// Signalled (with `capacity_lock` held) when the pool may accept again: a worker became idle,
     /// a queued task was claimed, a thread exited, or shutdown began.
@@ -199,8 +206,18 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Admits `job`: to the queues if an idle thread or queue room is free for it, else to a new
-    /// thread if the pool may grow. Refusals give the job back.
+    /// thread if the pool may grow. Refusals give the job back and are counted in `rejected`.
     pub(crate) fn admit(this: &Arc<Self>, job: Job) -> Result<(), (Job, RejectKind)> {
+        let result = Self::try_admit(this, job);
+        if result.is_err() {
+            this.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// [`admit`](Self::admit) without counting a refusal (the retries of a waiting submission,
+    /// whose first refusal was counted).
+    fn try_admit(this: &Arc<Self>, job: Job) -> Result<(), (Job, RejectKind)> {
         match this.state.try_enqueue(this.spec.queue_size) {
             Ok(after) => {
                 this.counters.submitted.fetch_add(1, Ordering::Relaxed);
@@ -219,10 +236,7 @@ impl Shared {
                 }
                 Ok(())
             }
-            Err(EnqueueError::Shutdown) => {
-                this.counters.rejected.fetch_add(1, Ordering::Relaxed);
-                Err((job, RejectKind::Shutdown))
-            }
+            Err(EnqueueError::Shutdown) => Err((job, RejectKind::Shutdown)),
             Err(EnqueueError::Full) => Self::grow(this, job),
         }
     }
@@ -237,14 +251,12 @@ impl Shared {
             })
             .is_err()
         {
-            this.counters.rejected.fetch_add(1, Ordering::Relaxed);
             return Err((job, RejectKind::Busy));
         }
         // The reservation is visible to a shutdown before this check (both SeqCst): either we
         // see the flag, or the shutdown waits for this thread.
         if this.state.load().is_shutdown() {
             this.release_thread();
-            this.counters.rejected.fetch_add(1, Ordering::Relaxed);
             return Err((job, RejectKind::Shutdown));
         }
         this.counters.submitted.fetch_add(1, Ordering::Relaxed);
@@ -253,7 +265,6 @@ impl Shared {
             Err((job, error)) => {
                 this.counters.submitted.fetch_sub(1, Ordering::Relaxed);
                 this.counters.spawn_failures.fetch_add(1, Ordering::Relaxed);
-                this.counters.rejected.fetch_add(1, Ordering::Relaxed);
                 this.release_thread();
                 tracing::warn!(pool = %this.name, %error, "could not start a pool thread; task refused as if the pool were full");
                 let job = job.expect("a growth spawn always carries its first task");
@@ -336,13 +347,16 @@ impl Shared {
 
     /// Wakes callers blocked in [`admit_waiting`](Self::admit_waiting), if there are any.
     ///
-    /// The `SeqCst` load pairs with the waiter's `SeqCst` increment before its admission attempt:
-    /// either the attempt sees the capacity this call announces, or this load sees the waiter
-    /// (which holds `capacity_lock` from its attempt until it waits, so the notification cannot
-    /// fall between the two).
+    /// Called after the capacity change (a `SeqCst` read-modify-write). The `SeqCst` load pairs
+    /// with the waiter's `SeqCst` increment made before it reads the epoch and tries to admit:
+    /// either its attempt sees the capacity, or this load sees the waiter, bumps the epoch and
+    /// notifies under `capacity_lock` — which the waiter holds from its epoch check until it is
+    /// inside the wait. The lock is never held while admitting, so a signal from inside an
+    /// admission (a failed spawn releasing its slot) cannot deadlock.
     #[inline]
     pub(crate) fn signal_capacity(&self) {
         if self.capacity_waiters.load(Ordering::SeqCst) > 0 {
+            self.capacity_epoch.fetch_add(1, Ordering::SeqCst);
             let _guard = self.capacity_lock.lock();
             self.capacity_signal.notify_all();
         }
@@ -350,6 +364,7 @@ impl Shared {
 
     /// Admits `job`, blocking while the pool is full, until `deadline` (forever without one).
     /// Returns the job when the deadline passes (`Busy`) or the pool shuts down (`Shutdown`).
+    /// Only the caller's first refusal is counted in `rejected` (by the caller's own `admit`).
     pub(crate) fn admit_waiting(
         this: &Arc<Self>,
         job: Job,
@@ -359,8 +374,8 @@ impl Shared {
         this.counters.waited.fetch_add(1, Ordering::Relaxed);
         let mut job = job;
         let result = loop {
-            let mut guard = this.capacity_lock.lock();
-            match Self::admit(this, job) {
+            let epoch = this.capacity_epoch.load(Ordering::SeqCst);
+            match Self::try_admit(this, job) {
                 Ok(()) => break Ok(()),
                 Err((back, RejectKind::Busy)) => {
                     job = back;
@@ -371,7 +386,10 @@ impl Shared {
                     if left.is_zero() {
                         break Err((job, RejectKind::Busy));
                     }
-                    crate::loom::wait_timeout(&this.capacity_signal, &mut guard, left);
+                    let mut guard = this.capacity_lock.lock();
+                    if this.capacity_epoch.load(Ordering::SeqCst) == epoch {
+                        crate::loom::wait_timeout(&this.capacity_signal, &mut guard, left);
+                    }
                 }
                 Err(other) => break Err(other),
             }
@@ -440,6 +458,8 @@ impl Shared {
             caller_ran: self.counters.caller_ran.load(Ordering::Relaxed),
             waited: self.counters.waited.load(Ordering::Relaxed),
             light_overruns: self.counters.light_overruns.load(Ordering::Relaxed),
+            hops_switched: self.counters.hops_switched.load(Ordering::Relaxed),
+            hops_elided: self.counters.hops_elided.load(Ordering::Relaxed),
         }
     }
 }
@@ -497,6 +517,10 @@ pub struct PoolMetrics {
     pub waited: u64,
     /// CPU_LIGHT tasks that ran longer than 10 ms on this pool: misclassified work.
     pub light_overruns: u64,
+    /// Flow steps dispatched to this pool: each one a thread switch (flow entries included).
+    pub hops_switched: u64,
+    /// Flow steps that ran in place on one of this pool's threads, with no switch.
+    pub hops_elided: u64,
 }
 
 /// Why a pool could not be built.
@@ -696,6 +720,7 @@ impl PoolBuilder {
             shutdown_timeout: self.shutdown_timeout,
             role: self.role,
             capacity_waiters: CachePadded::new(AtomicUsize::new(0)),
+            capacity_epoch: AtomicU64::new(0),
             capacity_lock: Mutex::new(()),
             capacity_signal: Condvar::new(),
         });

@@ -1,0 +1,482 @@
+//! The gate of a throttled or rate-limited scheduler view: how many of its tasks may be in
+//! flight at once, how fast they may start, and the view's own bounded queue for the excess.
+//!
+//! A task holds a **slot** from the moment the gate lets it through (it is then offered to the
+//! pool, waits for the pool, runs inline, or runs on a pool thread) until it ends, is discarded
+//! or is refused by the pool. The gate only decides; the view (`scheduler.rs`) carries the
+//! decisions out: it offers started tasks to the pool, arms the timer to release tasks held by
+//! the rate, and hands a freed slot to the next held task.
+//!
+//! Invariants (all under `Throttle::state`):
+//! - `in_flight <= limit`; every slot taken is given back exactly once (`release`);
+//! - `held.len() <= queue_cap`; a held task holds no slot, and the gate gives it one before it is
+//!   started or cancelled (`drain` grants a slot to each task it returns, so cancelling it
+//!   releases that slot like any other);
+//! - held tasks start in arrival order, and before any later arrival: a new task joins the back
+//!   of the queue while the queue is not empty;
+//! - `release_at` is `Some` while a timer entry is armed to start held tasks when the rate
+//!   allows; at most one is armed.
+//!
+//! The rate is a generic cell rate algorithm (GCRA): with `n` starts per `per`, a start is
+//! allowed when the theoretical arrival time `tat` is at most `per - per/n` ahead of now, and
+//! each start moves `tat` on by `per/n`. A burst of `n` may start at once, then one every
+//! `per/n`. No thread ever sleeps for a token: callers that may wait sleep on the condition
+//! variable like callers waiting for a slot, and held tasks are started by the timer.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::rejected::RejectKind;
+use crate::task::Job;
+
+/// Longest single sleep of a waiting caller: it re-checks the shutdown flags at least this often
+/// (a pool shut down by the service does not signal the gate).
+const WAIT_SLICE: Duration = Duration::from_millis(100);
+
+/// How fast tasks may start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Rate {
+    /// `per / n`: the steady interval between starts.
+    interval: Duration,
+    /// `per - interval`: how far ahead of now `tat` may be (the burst).
+    tolerance: Duration,
+}
+
+impl Rate {
+    /// `n` starts per `per`; `None` if `n == 0` or `per` is zero.
+    pub(crate) fn new(n: u32, per: Duration) -> Option<Self> {
+        if n == 0 || per.is_zero() {
+            return None;
+        }
+        let interval = per / n;
+        Some(Rate {
+            interval,
+            tolerance: per.saturating_sub(interval),
+        })
+    }
+}
+
+/// What the gate decided for one task.
+pub(crate) enum Entry {
+    /// It holds a slot: offer it to the pool now.
+    Start(Job),
+    /// It waits in the view's queue; the gate starts it later (accepted).
+    Held,
+    /// Over the limit and the caller may not wait (`Throttled`), or the view shut down while the
+    /// caller waited (`Shutdown`). The job holds no slot.
+    Refused(Job, RejectKind),
+}
+
+/// Follow-up work for the view after a gate operation.
+#[derive(Default)]
+pub(crate) struct Pump {
+    /// Held tasks that now hold a slot: offer each to the pool.
+    pub(crate) start: Vec<Job>,
+    /// Arm the timer to call [`Throttle::timer_fired`] at this instant.
+    pub(crate) arm_at: Option<Instant>,
+}
+
+/// A snapshot of a throttled scheduler's gate.
+///
+/// ```
+/// use uberpool::{SchedulerConfig, SchedulerService, TaskClass};
+///
+/// let service = SchedulerService::builder().build()?;
+/// let relay = service.scheduler_with(
+///     TaskClass::Io,
+///     SchedulerConfig::new().name("relay").max_concurrent_tasks(2).queue_size(8),
+/// )?;
+/// relay.submit(|| ())?.join()?;
+/// let status = relay.throttle().expect("a throttled view");
+/// assert_eq!((status.limit, status.queue_size), (Some(2), 8));
+/// assert_eq!((status.in_flight, status.held), (0, 0));
+/// assert_eq!(status.peak_in_flight, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ThrottleStatus {
+    /// The concurrency limit (`max_concurrent_tasks`), if the view has one.
+    pub limit: Option<usize>,
+    /// The rate limit as (`n`, `per`), if the view has one.
+    pub rate: Option<(u32, Duration)>,
+    /// Capacity of the view's own queue.
+    pub queue_size: usize,
+    /// Tasks holding a slot: offered to the pool, queued there, or running.
+    pub in_flight: usize,
+    /// Tasks waiting in the view's own queue.
+    pub held: usize,
+    /// The most tasks ever in flight at once.
+    pub peak_in_flight: usize,
+    /// Submissions refused with [`RejectKind::Throttled`](crate::RejectKind::Throttled).
+    pub throttled: u64,
+}
+
+struct State {
+    in_flight: usize,
+    held: VecDeque<Job>,
+    /// GCRA theoretical arrival time of the next start (rate-limited gates).
+    tat: Option<Instant>,
+    release_at: Option<Instant>,
+    waiters: usize,
+    peak_in_flight: usize,
+    throttled: u64,
+}
+
+/// The gate. See the module documentation for its invariants.
+pub(crate) struct Throttle {
+    /// Most tasks in flight at once (`usize::MAX` for a gate with only a rate).
+    limit: usize,
+    queue_cap: usize,
+    rate: Option<Rate>,
+    rate_spec: Option<(u32, Duration)>,
+    state: Mutex<State>,
+    /// Signalled when a slot or queue room frees, and at shutdown; waited on by callers that may
+    /// wait.
+    room: Condvar,
+}
+
+impl Throttle {
+    /// A gate letting `limit` tasks in flight (`None`: no limit), starting at most `rate`
+    /// (`n`, `per`), holding up to `queue_cap` more.
+    pub(crate) fn new(
+        limit: Option<usize>,
+        rate: Option<(u32, Duration)>,
+        queue_cap: usize,
+    ) -> Self {
+        Throttle {
+            limit: limit.unwrap_or(usize::MAX),
+            queue_cap,
+            rate: rate.and_then(|(n, per)| Rate::new(n, per)),
+            rate_spec: rate,
+            state: Mutex::new(State {
+                in_flight: 0,
+                held: VecDeque::new(),
+                tat: None,
+                release_at: None,
+                waiters: 0,
+                peak_in_flight: 0,
+                throttled: 0,
+            }),
+            room: Condvar::new(),
+        }
+    }
+
+    /// Takes a slot (and a token) if both are free now.
+    fn try_take(&self, state: &mut State, now: Instant) -> bool {
+        if state.in_flight >= self.limit {
+            return false;
+        }
+        if let Some(rate) = self.rate {
+            if let Some(tat) = state.tat
+                && tat > now + rate.tolerance
+            {
+                return false;
+            }
+            state.tat = Some(state.tat.map_or(now, |tat| tat.max(now)) + rate.interval);
+        }
+        state.in_flight += 1;
+        state.peak_in_flight = state.peak_in_flight.max(state.in_flight);
+        true
+    }
+
+    /// When the rate next allows a start (`None` if it allows one now or there is no rate).
+    fn next_token(&self, state: &State, now: Instant) -> Option<Instant> {
+        let rate = self.rate?;
+        let tat = state.tat?;
+        let at = tat.checked_sub(rate.tolerance).unwrap_or(now);
+        (at > now).then_some(at)
+    }
+
+    /// Starts held tasks while slots and tokens allow; arms the timer if the rate holds them.
+    fn pump(&self, state: &mut State, pump: &mut Pump) {
+        let now = Instant::now();
+        let before = state.held.len();
+        while !state.held.is_empty() && self.try_take(state, now) {
+            pump.start.extend(state.held.pop_front());
+        }
+        if state.held.len() < before && state.waiters > 0 {
+            self.room.notify_all();
+        }
+        if !state.held.is_empty()
+            && state.in_flight < self.limit
+            && state.release_at.is_none()
+            && let Some(at) = self.next_token(state, now)
+        {
+            state.release_at = Some(at);
+            pump.arm_at = Some(at);
+        }
+    }
+
+    /// Lets `job` through, holds it, or refuses it. A caller that `may_wait` sleeps while
+    /// neither a slot nor queue room is free, until `deadline` (then `Throttled`) or until
+    /// `is_shut` says the view shut down (then `Shutdown`).
+    pub(crate) fn enter(
+        &self,
+        job: Job,
+        may_wait: bool,
+        deadline: Option<Instant>,
+        is_shut: &dyn Fn() -> bool,
+    ) -> (Entry, Pump) {
+        let mut pump = Pump::default();
+        let mut state = self.state.lock();
+        loop {
+            let now = Instant::now();
+            if state.held.is_empty() && self.try_take(&mut state, now) {
+                return (Entry::Start(job), pump);
+            }
+            if state.held.len() < self.queue_cap {
+                state.held.push_back(job);
+                self.pump(&mut state, &mut pump);
+                return (Entry::Held, pump);
+            }
+            if !may_wait {
+                state.throttled += 1;
+                return (Entry::Refused(job, RejectKind::Throttled), pump);
+            }
+            if is_shut() {
+                return (Entry::Refused(job, RejectKind::Shutdown), pump);
+            }
+            let mut until = now + WAIT_SLICE;
+            if let Some(deadline) = deadline {
+                if deadline <= now {
+                    state.throttled += 1;
+                    return (Entry::Refused(job, RejectKind::Throttled), pump);
+                }
+                until = until.min(deadline);
+            }
+            if state.in_flight < self.limit
+                && let Some(at) = self.next_token(&state, now)
+            {
+                until = until.min(at);
+            }
+            state.waiters += 1;
+            self.room.wait_until(&mut state, until);
+            state.waiters -= 1;
+        }
+    }
+
+    /// A task gives its slot back (it ended, was discarded, or the pool refused it). Held tasks
+    /// may start in its place.
+    pub(crate) fn release(&self) -> Pump {
+        let mut pump = Pump::default();
+        let mut state = self.state.lock();
+        debug_assert!(state.in_flight > 0, "a slot is released once");
+        state.in_flight -= 1;
+        self.pump(&mut state, &mut pump);
+        if state.waiters > 0 {
+            self.room.notify_all();
+        }
+        pump
+    }
+
+    /// The timer entry armed by a [`Pump`] fell due.
+    pub(crate) fn timer_fired(&self) -> Pump {
+        let mut pump = Pump::default();
+        let mut state = self.state.lock();
+        state.release_at = None;
+        self.pump(&mut state, &mut pump);
+        pump
+    }
+
+    /// Takes every held task out, each granted a slot (so that discarding it releases the slot
+    /// like any other task), and wakes waiting callers.
+    pub(crate) fn drain(&self) -> Vec<Job> {
+        let mut state = self.state.lock();
+        let jobs: Vec<Job> = state.held.drain(..).collect();
+        state.in_flight += jobs.len();
+        state.release_at = None;
+        self.room.notify_all();
+        jobs
+    }
+
+    /// Wakes callers waiting at the gate, so they see a shutdown.
+    pub(crate) fn wake_waiters(&self) {
+        let _state = self.state.lock();
+        self.room.notify_all();
+    }
+
+    /// A snapshot.
+    pub(crate) fn status(&self) -> ThrottleStatus {
+        let state = self.state.lock();
+        ThrottleStatus {
+            limit: (self.limit != usize::MAX).then_some(self.limit),
+            rate: self.rate_spec,
+            queue_size: self.queue_cap,
+            in_flight: state.in_flight,
+            held: state.held.len(),
+            peak_in_flight: state.peak_in_flight,
+            throttled: state.throttled,
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::task::PlainJob;
+
+    fn job() -> Job {
+        Box::new(PlainJob(|| {}, ()))
+    }
+
+    fn never_shut() -> bool {
+        false
+    }
+
+    #[test]
+    fn the_limit_holds_then_refuses_callers_that_may_not_wait() {
+        let gate = Throttle::new(Some(2), None, 1);
+        assert!(matches!(
+            gate.enter(job(), false, None, &never_shut).0,
+            Entry::Start(_)
+        ));
+        assert!(matches!(
+            gate.enter(job(), false, None, &never_shut).0,
+            Entry::Start(_)
+        ));
+        assert!(matches!(
+            gate.enter(job(), false, None, &never_shut).0,
+            Entry::Held
+        ));
+        assert!(matches!(
+            gate.enter(job(), false, None, &never_shut).0,
+            Entry::Refused(_, RejectKind::Throttled)
+        ));
+        let status = gate.status();
+        assert_eq!((status.in_flight, status.held, status.throttled), (2, 1, 1));
+        // A freed slot goes to the held task, not back to the pool of free slots.
+        let pump = gate.release();
+        assert_eq!(pump.start.len(), 1);
+        assert_eq!((gate.status().in_flight, gate.status().held), (2, 0));
+        assert!(gate.release().start.is_empty());
+        assert!(gate.release().start.is_empty());
+        assert_eq!(gate.status().in_flight, 0);
+    }
+
+    #[test]
+    fn a_waiting_caller_times_out_as_throttled() {
+        let gate = Throttle::new(Some(1), None, 0);
+        assert!(matches!(
+            gate.enter(job(), true, None, &never_shut).0,
+            Entry::Start(_)
+        ));
+        let deadline = Instant::now() + Duration::from_millis(20);
+        assert!(matches!(
+            gate.enter(job(), true, Some(deadline), &never_shut).0,
+            Entry::Refused(_, RejectKind::Throttled)
+        ));
+        assert!(Instant::now() >= deadline);
+    }
+
+    #[test]
+    fn a_waiting_caller_sees_a_shutdown() {
+        let gate = Throttle::new(Some(1), None, 0);
+        assert!(matches!(
+            gate.enter(job(), true, None, &never_shut).0,
+            Entry::Start(_)
+        ));
+        assert!(matches!(
+            gate.enter(job(), true, None, &|| true).0,
+            Entry::Refused(_, RejectKind::Shutdown)
+        ));
+    }
+
+    #[test]
+    fn a_waiting_caller_gets_the_freed_slot() {
+        let gate = std::sync::Arc::new(Throttle::new(Some(1), None, 0));
+        assert!(matches!(
+            gate.enter(job(), true, None, &never_shut).0,
+            Entry::Start(_)
+        ));
+        let waiter = {
+            let gate = gate.clone();
+            std::thread::spawn(move || {
+                matches!(
+                    gate.enter(job(), true, None, &never_shut).0,
+                    Entry::Start(_)
+                )
+            })
+        };
+        while gate.state.lock().waiters == 0 {
+            std::thread::yield_now();
+        }
+        assert!(gate.release().start.is_empty());
+        assert!(waiter.join().unwrap());
+        assert_eq!(gate.status().in_flight, 1);
+    }
+
+    #[test]
+    fn a_rate_lets_a_burst_through_then_holds_and_arms_the_timer() {
+        let gate = Throttle::new(None, Some((2, Duration::from_secs(3600))), 4);
+        assert!(matches!(
+            gate.enter(job(), false, None, &never_shut).0,
+            Entry::Start(_)
+        ));
+        assert!(matches!(
+            gate.enter(job(), false, None, &never_shut).0,
+            Entry::Start(_)
+        ));
+        let (entry, pump) = gate.enter(job(), false, None, &never_shut);
+        assert!(matches!(entry, Entry::Held));
+        let at = pump.arm_at.expect("the timer is armed for the next token");
+        assert!(at > Instant::now() + Duration::from_secs(1700));
+        // Only one timer entry at a time.
+        let (_, pump) = gate.enter(job(), false, None, &never_shut);
+        assert!(pump.arm_at.is_none());
+        // Slots freeing do not start tasks the rate holds.
+        assert!(gate.release().start.is_empty());
+        assert_eq!(gate.status().held, 2);
+    }
+
+    #[test]
+    fn a_fast_rate_releases_held_tasks_when_the_timer_fires() {
+        let gate = Throttle::new(None, Some((1, Duration::from_millis(10))), 4);
+        assert!(matches!(
+            gate.enter(job(), false, None, &never_shut).0,
+            Entry::Start(_)
+        ));
+        let (entry, pump) = gate.enter(job(), false, None, &never_shut);
+        assert!(matches!(entry, Entry::Held));
+        let at = pump.arm_at.unwrap();
+        while Instant::now() < at {
+            std::thread::yield_now();
+        }
+        let pump = gate.timer_fired();
+        assert_eq!(pump.start.len(), 1);
+        assert!(pump.arm_at.is_none(), "nothing left to hold");
+    }
+
+    #[test]
+    fn drain_grants_a_slot_to_each_held_task() {
+        let gate = Throttle::new(Some(1), None, 3);
+        assert!(matches!(
+            gate.enter(job(), false, None, &never_shut).0,
+            Entry::Start(_)
+        ));
+        for _ in 0..3 {
+            assert!(matches!(
+                gate.enter(job(), false, None, &never_shut).0,
+                Entry::Held
+            ));
+        }
+        let drained = gate.drain();
+        assert_eq!(drained.len(), 3);
+        assert_eq!(gate.status().in_flight, 4);
+        for _ in 0..4 {
+            assert!(gate.release().start.is_empty());
+        }
+        assert_eq!(gate.status().in_flight, 0);
+    }
+
+    #[test]
+    fn rate_rejects_nonsense() {
+        assert!(Rate::new(0, Duration::from_secs(1)).is_none());
+        assert!(Rate::new(5, Duration::ZERO).is_none());
+        let rate = Rate::new(5, Duration::from_secs(1)).unwrap();
+        assert_eq!(rate.interval, Duration::from_millis(200));
+        assert_eq!(rate.tolerance, Duration::from_millis(800));
+    }
+}
