@@ -99,6 +99,8 @@ pub(crate) struct ViewShared {
     throttle: Option<Throttle>,
     /// This view's timed tasks that may still fire (dead entries are pruned on registration).
     timed: Mutex<Vec<Weak<TimedTask>>>,
+    /// Accepted tasks cancelled before they reached the pool (see `cancel_held`).
+    held_cancelled: AtomicU64,
 }
 
 impl ViewShared {
@@ -339,7 +341,9 @@ impl ViewShared {
                     Fire::Due => view.start_held(job),
                     Fire::Cancelled => view.cancel_held(Some(job)),
                 });
-                if let Err(refused) = self.timer.defer_task(RETRY_DELAY, action) {
+                // Not a timer "task": `cancel_held` counts it if the timer shuts down first.
+                let retry_at = Instant::now() + RETRY_DELAY;
+                if let Err(refused) = self.timer.defer_until(retry_at, false, action) {
                     (refused.action)(Fire::Cancelled);
                 }
             }
@@ -356,7 +360,25 @@ impl ViewShared {
         };
         for job in job.into_iter().chain(held) {
             job.cancel();
+            self.held_cancelled.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Accepted tasks of this view cancelled before they ever reached the pool (held by the
+    /// gate, or waiting for a retry): the service adds them to its shutdown report.
+    pub(crate) fn held_cancelled(&self) -> u64 {
+        self.held_cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Cancels every task the gate holds (the service is shutting down: its pools will not
+    /// accept them).
+    pub(crate) fn cancel_held_tasks(self: &Arc<Self>) {
+        self.cancel_held(None);
+    }
+
+    /// `true` for a throttled or rate-limited view.
+    pub(crate) fn is_gated(&self) -> bool {
+        self.throttle.is_some()
     }
 
     fn log_refusal(&self, kind: RejectKind) {
@@ -547,6 +569,7 @@ impl Scheduler {
                 timer,
                 throttle,
                 timed: Mutex::new(Vec::new()),
+                held_cancelled: AtomicU64::new(0),
             }),
         }
     }

@@ -16,7 +16,7 @@ use crate::TaskClass;
 use crate::config::{ConfigError, PoolSpec, PoolsConfig, Resources, Strategy};
 use crate::policy::{Target, ThreadRole};
 use crate::pool::{BuildError, Hooks, PoolMetrics, ShutdownReport, ThreadPool, ThreadSpawn};
-use crate::scheduler::{PoolEntry, Scheduler};
+use crate::scheduler::{PoolEntry, Scheduler, ViewShared};
 use crate::throttle::Throttle;
 use crate::timer::{Fire, Timer, TimerAction};
 
@@ -358,6 +358,7 @@ impl ServiceBuilder {
         Ok(SchedulerService {
             inner: Arc::new(ServiceInner {
                 timer,
+                gated: Mutex::new(Vec::new()),
                 name,
                 config,
                 pools,
@@ -389,6 +390,9 @@ struct ServiceInner {
     /// The service's one timer thread (`{name}.timer`): delayed, periodic and cron tasks, rate
     /// limits, retries. Shut down first when the service shuts down.
     timer: Timer,
+    /// Throttled and rate-limited views, held weakly: their gates hold accepted tasks outside
+    /// the pools, which the shutdown report must account for.
+    gated: Mutex<Vec<Weak<ViewShared>>>,
 }
 
 impl ServiceInner {
@@ -433,6 +437,11 @@ impl ServiceInner {
         for entry in &entries {
             entry.pool.shared().begin_shutdown();
         }
+        // The gates' held tasks can no longer reach a pool.
+        let gated: Vec<_> = self.gated.lock().iter().filter_map(Weak::upgrade).collect();
+        for view in &gated {
+            view.cancel_held_tasks();
+        }
         let deadline = Instant::now().checked_add(timeout);
         let mut report: Option<ShutdownReport> = None;
         for entry in &entries {
@@ -446,7 +455,10 @@ impl ServiceInner {
             }
         }
         let mut report = report.expect("a service has at least one pool");
-        report.cancelled += delayed_cancelled;
+        // Accepted tasks the gates cancelled before they reached a pool (above, or when a
+        // retry or rate release met the shut-down pool or timer).
+        let held_cancelled: u64 = gated.iter().map(|view| view.held_cancelled()).sum();
+        report.cancelled += delayed_cancelled + held_cancelled;
         report
     }
 }
@@ -608,7 +620,7 @@ impl SchedulerService {
                 Some(Throttle::new(limit, rate, queue))
             }
         };
-        Ok(Scheduler::new(
+        let scheduler = Scheduler::new(
             entry,
             class,
             name,
@@ -616,7 +628,13 @@ impl SchedulerService {
             config.shutdown_timeout,
             self.inner.timer.clone(),
             throttle,
-        ))
+        );
+        if scheduler.view().is_gated() {
+            let mut gated = self.inner.gated.lock();
+            gated.retain(|view| view.strong_count() > 0);
+            gated.push(Arc::downgrade(scheduler.view()));
+        }
+        Ok(scheduler)
     }
 
     /// A custom scheduler with its own fixed pool of `max_concurrent_tasks` threads, named after

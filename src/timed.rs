@@ -519,8 +519,9 @@ impl ScheduledHandle {
         self.task.counts.runs.load(Ordering::Relaxed)
     }
 
-    /// Fixed-rate and cron ticks that did not run: the pool or throttle was full, the previous
-    /// run was still going, or the timer fell more than a period behind.
+    /// Periodic ticks that did not run: for fixed-rate and cron tasks, the pool or throttle was
+    /// full, the previous run was still going, or the timer fell more than a period behind; for
+    /// fixed-delay tasks, attempts the pool or throttle refused (each re-armed `delay` later).
     pub fn skipped_ticks(&self) -> u64 {
         self.task.counts.skipped.load(Ordering::Relaxed)
     }

@@ -493,6 +493,28 @@ fn shutdown_lets_queued_tasks_run_and_wakes_waiting_callers() {
     wait_until("the view to terminate", || view.is_terminated());
 }
 
+#[test]
+fn service_shutdown_cancels_held_tasks_and_accounts_for_every_accepted_task() {
+    let svc = service("svc-shut");
+    let view = throttled(
+        &svc,
+        TaskClass::Io,
+        SchedulerConfig::new().max_concurrent_tasks(1).queue_size(3),
+    );
+    let gate = Gate::new();
+    let first = hold(&view, &gate);
+    let held: Vec<_> = (0..3).map(|i| view.submit(move || i).unwrap()).collect();
+    let report = svc.shutdown_timeout(Duration::from_millis(20));
+    assert_eq!(report.cancelled, 3, "{report:?}");
+    assert_eq!(report.still_running, 1, "{report:?}");
+    assert_eq!(report.accepted(), 4);
+    for handle in held {
+        assert_eq!(outcome(handle), Err(TaskError::Cancelled));
+    }
+    gate.open();
+    join(first);
+}
+
 // ---- timed tasks on a throttled view ---------------------------------------------------------
 
 #[test]
