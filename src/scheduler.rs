@@ -750,6 +750,20 @@ impl Scheduler {
     /// [`SchedulerConfig::max_concurrent_tasks`](crate::SchedulerConfig::max_concurrent_tasks)
     /// and [`SchedulerConfig::rate_limit`](crate::SchedulerConfig::rate_limit)); `None` for a
     /// plain view.
+    ///
+    /// ```
+    /// use uberpool::{SchedulerConfig, SchedulerService, TaskClass};
+    ///
+    /// let service = SchedulerService::builder().build()?;
+    /// assert!(service.io().throttle().is_none());
+    /// let gated = service.scheduler_with(
+    ///     TaskClass::Io,
+    ///     SchedulerConfig::new().max_concurrent_tasks(3),
+    /// )?;
+    /// let status = gated.throttle().unwrap();
+    /// assert_eq!((status.limit, status.in_flight), (Some(3), 0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn throttle(&self) -> Option<ThrottleStatus> {
         self.view.throttle.as_ref().map(Throttle::status)
     }

@@ -40,6 +40,17 @@ use crate::timer::{Fire, TimerKey};
 
 /// The longest delay (or period) a timed task accepts: about 100 years. Longer ones are refused
 /// with [`ScheduleErrorKind::DelayTooLarge`] rather than overflowing a clock.
+///
+/// ```
+/// use std::time::Duration;
+/// use uberpool::{MAX_DELAY, SchedulerService};
+///
+/// let service = SchedulerService::builder().build()?;
+/// let io = service.io();
+/// assert!(io.schedule(MAX_DELAY, || ()).is_ok());
+/// assert!(io.schedule(MAX_DELAY + Duration::from_secs(1), || ()).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const MAX_DELAY: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 
 type OnceWork = Box<dyn FnOnce() + Send + 'static>;
@@ -47,6 +58,20 @@ type PeriodicWork = Box<dyn FnMut() + Send + 'static>;
 type NextFire = Box<dyn Fn(DateTime<Utc>) -> Option<DateTime<Utc>> + Send + Sync + 'static>;
 
 /// Why a task could not be scheduled.
+///
+/// ```
+/// use std::time::Duration;
+/// use uberpool::{ScheduleErrorKind, SchedulerService};
+///
+/// let service = SchedulerService::builder().build()?;
+/// let io = service.io();
+/// let refused = io.schedule_at_fixed_rate(Duration::ZERO, Duration::ZERO, || ()).unwrap_err();
+/// assert_eq!(refused.kind(), &ScheduleErrorKind::ZeroPeriod);
+/// io.shutdown();
+/// let refused = io.schedule(Duration::ZERO, || ()).unwrap_err();
+/// assert_eq!(refused.kind(), &ScheduleErrorKind::Shutdown);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ScheduleErrorKind {
@@ -412,6 +437,20 @@ fn next_rate_tick(due: Instant, period: Duration, now: Instant) -> (Instant, u64
     (next + period * missed_u32, missed_u32 as u64)
 }
 
+/// The next fire time of `schedule` read in `zone`, strictly after a UTC instant.
+fn cron_next<Z>(schedule: cron::Schedule, zone: Z) -> NextFire
+where
+    Z: TimeZone + Send + Sync + 'static,
+    Z::Offset: Send + Sync,
+{
+    Box::new(move |after: DateTime<Utc>| {
+        schedule
+            .after(&after.with_timezone(&zone))
+            .next()
+            .map(|at| at.with_timezone(&Utc))
+    })
+}
+
 /// The monotonic instant of a wall-clock time (now, if it is in the past).
 fn instant_of(at: DateTime<Utc>) -> Option<Instant> {
     let delay = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
@@ -495,6 +534,18 @@ impl ScheduledHandle {
     /// Cancels the task: a delayed task that has not started will not run; a periodic or cron
     /// task runs no more (a run in progress finishes). Returns `true` if this call cancelled it,
     /// `false` if it was already cancelled, or (a delayed task) already started or finished.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use uberpool::SchedulerService;
+    ///
+    /// let service = SchedulerService::builder().build()?;
+    /// let reminder = service.io().schedule(Duration::from_secs(600), || unreachable!())?;
+    /// assert!(reminder.cancel());
+    /// assert!(!reminder.cancel());
+    /// assert!(reminder.is_cancelled() && reminder.is_done());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn cancel(&self) -> bool {
         self.task.cancel()
     }
@@ -506,6 +557,20 @@ impl ScheduledHandle {
     }
 
     /// `true` once the task will not run again: cancelled, or a delayed task that finished.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use uberpool::SchedulerService;
+    ///
+    /// let service = SchedulerService::builder().build()?;
+    /// let once = service.cpu_light().schedule(Duration::ZERO, || ())?;
+    /// while !once.is_done() {
+    ///     std::thread::yield_now();
+    /// }
+    /// assert_eq!(once.runs(), 1);
+    /// assert!(!once.is_cancelled());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_done(&self) -> bool {
         match &*self.task.phase.lock() {
             Phase::Cancelled => true,
@@ -522,11 +587,58 @@ impl ScheduledHandle {
     /// Periodic ticks that did not run: for fixed-rate and cron tasks, the pool or throttle was
     /// full, the previous run was still going, or the timer fell more than a period behind; for
     /// fixed-delay tasks, attempts the pool or throttle refused (each re-armed `delay` later).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use uberpool::{SchedulerConfig, SchedulerService, TaskClass};
+    ///
+    /// let service = SchedulerService::builder().build()?;
+    /// // A view that admits one task at a time, kept busy by a slow first run.
+    /// let single = service.scheduler_with(
+    ///     TaskClass::Io,
+    ///     SchedulerConfig::new().max_concurrent_tasks(1),
+    /// )?;
+    /// let (tx, rx) = std::sync::mpsc::channel::<()>();
+    /// let busy = single.submit(move || { rx.recv().ok(); })?;
+    /// let ticker = single.schedule_at_fixed_rate(Duration::ZERO, Duration::from_millis(1), || ())?;
+    /// while ticker.skipped_ticks() < 2 {
+    ///     std::thread::yield_now(); // every tick meets the full view and is skipped
+    /// }
+    /// assert_eq!(ticker.runs(), 0);
+    /// ticker.cancel();
+    /// tx.send(())?;
+    /// busy.join()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn skipped_ticks(&self) -> u64 {
         self.task.counts.skipped.load(Ordering::Relaxed)
     }
 
     /// Periodic runs that panicked (each was logged; the schedule went on).
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    /// use uberpool::SchedulerService;
+    ///
+    /// let service = SchedulerService::builder().build()?;
+    /// let (tx, rx) = mpsc::channel();
+    /// let mut first = true;
+    /// let ticker = service.cpu_light().schedule_at_fixed_rate(
+    ///     Duration::ZERO,
+    ///     Duration::from_millis(1),
+    ///     move || {
+    ///         if std::mem::take(&mut first) {
+    ///             panic!("malformed address");
+    ///         }
+    ///         let _ = tx.send(());
+    ///     },
+    /// )?;
+    /// rx.recv()?; // the schedule went on after the panic
+    /// assert_eq!(ticker.panics(), 1);
+    /// ticker.cancel();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn panics(&self) -> u64 {
         self.task.counts.panics.load(Ordering::Relaxed)
     }
@@ -799,12 +911,7 @@ impl Scheduler {
                 ));
             }
         };
-        let next: NextFire = Box::new(move |after: DateTime<Utc>| {
-            schedule
-                .after(&after.with_timezone(&zone))
-                .next()
-                .map(|at| at.with_timezone(&Utc))
-        });
+        let next = cron_next(schedule, zone);
         let Some((due, wall)) = next(Utc::now()).and_then(|at| instant_of(at).map(|d| (d, at)))
         else {
             return Err(ScheduleError::new(
@@ -912,6 +1019,19 @@ mod tests {
         let before = Instant::now();
         let due = instant_of(Utc::now() - chrono::Duration::seconds(5)).unwrap();
         assert!(due >= before && due <= Instant::now());
+    }
+
+    #[test]
+    fn the_time_zone_reaches_the_cron_schedule() {
+        let at = |h, m| Utc.with_ymd_and_hms(2026, 1, 1, h, m, 0).unwrap();
+        let nightly = || cron::Schedule::from_str("0 0 2 * * *").unwrap();
+        let utc = cron_next(nightly(), Utc);
+        assert_eq!(utc(at(0, 0)), Some(at(2, 0)));
+        // 02:00 at UTC+03:00 is 23:00 UTC the day before.
+        let moscow = cron_next(nightly(), chrono::FixedOffset::east_opt(3 * 3600).unwrap());
+        assert_eq!(moscow(at(0, 0)), Some(at(23, 0)));
+        let new_york = cron_next(nightly(), chrono::FixedOffset::west_opt(5 * 3600).unwrap());
+        assert_eq!(new_york(at(0, 0)), Some(at(7, 0)));
     }
 
     #[test]
