@@ -22,11 +22,15 @@
 //! each start moves `tat` on by `per/n`. A burst of `n` may start at once, then one every
 //! `per/n`. No thread ever sleeps for a token: callers that may wait sleep on the condition
 //! variable like callers waiting for a slot, and held tasks are started by the timer.
+//!
+//! No lost wake-up: a waiting caller increments `waiters` and re-checks slots and room under the
+//! lock it then waits with; every `release` (and every pop from the queue) happens under that
+//! lock and notifies when `waiters > 0`. The loom models at the end of this file check it.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use crate::loom::{Condvar, Mutex};
 
 use crate::rejected::RejectKind;
 use crate::task::Job;
@@ -253,7 +257,7 @@ impl Throttle {
                 until = until.min(at);
             }
             state.waiters += 1;
-            self.room.wait_until(&mut state, until);
+            crate::loom::wait_timeout(&self.room, &mut state, until.saturating_duration_since(now));
             state.waiters -= 1;
         }
     }
@@ -478,5 +482,69 @@ mod tests {
         let rate = Rate::new(5, Duration::from_secs(1)).unwrap();
         assert_eq!(rate.interval, Duration::from_millis(200));
         assert_eq!(rate.tolerance, Duration::from_millis(800));
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use crate::loom::{Arc, thread};
+    use crate::task::PlainJob;
+
+    fn job() -> Job {
+        Box::new(PlainJob(|| {}, ()))
+    }
+
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        if builder.preemption_bound.is_none() {
+            builder.preemption_bound = Some(3);
+        }
+        builder.check(f);
+    }
+
+    /// A caller waiting for a slot is woken by the release that frees it (waits are untimed
+    /// under loom, so a lost notification is a deadlock the model reports).
+    #[test]
+    fn loom_a_waiting_caller_gets_the_freed_slot() {
+        model(|| {
+            let gate = Arc::new(Throttle::new(Some(1), None, 0));
+            assert!(matches!(
+                gate.enter(job(), true, None, &|| false).0,
+                Entry::Start(_)
+            ));
+            let waiter = {
+                let gate = gate.clone();
+                thread::spawn(move || {
+                    matches!(gate.enter(job(), true, None, &|| false).0, Entry::Start(_))
+                })
+            };
+            assert!(gate.release().start.is_empty());
+            assert!(waiter.join().unwrap());
+            assert_eq!(gate.status().in_flight, 1);
+        });
+    }
+
+    /// A task entering while the last slot is released either takes the slot or is held and
+    /// handed the slot by the release: never stranded in the queue with a free slot.
+    #[test]
+    fn loom_a_release_racing_an_entry_never_strands_a_held_task() {
+        model(|| {
+            let gate = Arc::new(Throttle::new(Some(1), None, 1));
+            assert!(matches!(
+                gate.enter(job(), false, None, &|| false).0,
+                Entry::Start(_)
+            ));
+            let releaser = {
+                let gate = gate.clone();
+                thread::spawn(move || gate.release().start.len())
+            };
+            let started_at_once =
+                matches!(gate.enter(job(), false, None, &|| false).0, Entry::Start(_));
+            let started_by_release = releaser.join().unwrap();
+            assert_eq!(usize::from(started_at_once) + started_by_release, 1);
+            let status = gate.status();
+            assert_eq!((status.in_flight, status.held), (1, 0));
+        });
     }
 }
