@@ -691,8 +691,11 @@ impl Scheduler {
         }
     }
 
-    /// Stops accepting work on this scheduler. Tasks already submitted still run; other
-    /// schedulers over the same pool are unaffected. Does not wait.
+    /// Stops accepting work on this scheduler. Tasks already submitted still run — including
+    /// those waiting in a throttled scheduler's queue and pending delayed tasks, as in Mule —
+    /// while periodic and cron tasks end; callers waiting at a throttled scheduler's limit are
+    /// refused with [`RejectKind::Shutdown`]. Other schedulers over the same pool are
+    /// unaffected. Does not wait.
     pub fn shutdown(&self) {
         self.view.mark_shut(SHUT);
         if let Some(throttle) = &self.view.throttle {
@@ -705,12 +708,16 @@ impl Scheduler {
     }
 
     /// Stops accepting work and cancels this scheduler's tasks that have not started (their
-    /// handles yield [`TaskError::Cancelled`](crate::TaskError::Cancelled)). Returns how many
-    /// were cancelled. Running tasks cannot be interrupted; they run to their end.
+    /// handles yield [`TaskError::Cancelled`](crate::TaskError::Cancelled)): queued ones, those
+    /// in a throttled scheduler's own queue, and pending delayed tasks. Periodic and cron tasks
+    /// end. Returns how many tasks were cancelled. Running tasks cannot be interrupted; they
+    /// run to their end.
     pub fn shutdown_now(&self) -> usize {
         let before = self.view.mark_shut(SHUT | NOW);
-        self.view.cancel_held(None);
+        // Timed tasks first, so that a delayed task held by the gate is cancelled through its
+        // handle (and reports it), then whatever else the gate holds.
         self.view.cancel_timed(true);
+        self.view.cancel_held(None);
         if self.view.owns_pool {
             self.view.entry.shared().begin_shutdown();
         }
@@ -721,9 +728,9 @@ impl Scheduler {
         }
     }
 
-    /// Graceful stop: shuts down, waits up to the scheduler's stop timeout (default 5 s) for its
-    /// queued and running tasks, then cancels what has not started. Returns `true` if every task
-    /// finished in time.
+    /// Graceful stop: shuts down (periodic and cron tasks end), waits up to the scheduler's stop
+    /// timeout (default 5 s) for its queued and running tasks and pending delayed tasks, then
+    /// cancels what has not started. Returns `true` if every task finished in time.
     ///
     /// Called from one of the scheduler's own tasks, it does not wait for that task.
     pub fn stop(&self) -> bool {

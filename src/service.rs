@@ -773,8 +773,23 @@ impl SchedulerService {
     }
 
     /// Stops every pool (custom ones included): new work is refused, queued and running tasks
-    /// get `timeout` to finish, what never started is cancelled. The report accounts for every
-    /// accepted task of every pool.
+    /// get `timeout` to finish, what never started is cancelled. The timer stops first:
+    /// periodic and cron tasks end, and pending delayed tasks are cancelled, as are tasks
+    /// waiting in throttled schedulers' own queues (the pools would no longer take them). The
+    /// report accounts for every accepted task: those of every pool, plus those delayed and
+    /// held tasks in `cancelled`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use uberpool::SchedulerService;
+    ///
+    /// let service = SchedulerService::builder().build()?;
+    /// let later = service.io().schedule(Duration::from_secs(3600), || ())?;
+    /// let report = service.shutdown_timeout(Duration::from_secs(5));
+    /// assert_eq!(report.cancelled, 1);
+    /// assert!(later.is_cancelled());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn shutdown_timeout(&self, timeout: Duration) -> ShutdownReport {
         self.inner.shutdown_timeout(timeout)
     }

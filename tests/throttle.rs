@@ -612,6 +612,34 @@ fn shutdown_now_cancels_the_delayed_tasks_of_a_throttled_view() {
     assert!(view.is_terminated());
 }
 
+#[test]
+fn a_delayed_task_waiting_in_the_queue_is_cancelled_by_shutdown_now() {
+    let svc = service("delayed-queued");
+    let view = throttled(
+        &svc,
+        TaskClass::Io,
+        SchedulerConfig::new().max_concurrent_tasks(1).queue_size(2),
+    );
+    let gate = Gate::new();
+    let first = hold(&view, &gate);
+    let (tx, rx) = channel::<()>();
+    let queued = view
+        .schedule(Duration::ZERO, move || tx.send(()).unwrap())
+        .unwrap();
+    assert_eq!(
+        in_flight(&view),
+        (1, 1),
+        "the due task waits in the view's queue"
+    );
+    assert_eq!(view.shutdown_now(), 1);
+    assert!(queued.is_cancelled() && queued.is_done());
+    assert_eq!(rx.recv_timeout(GUARD), Err(RecvTimeoutError::Disconnected));
+    gate.open();
+    join(first);
+    wait_until("the view to terminate", || view.is_terminated());
+    assert_eq!(in_flight(&view), (0, 0));
+}
+
 // ---- rate limits -----------------------------------------------------------------------------
 
 #[test]
