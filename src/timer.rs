@@ -147,7 +147,6 @@ impl Timer {
     ///
     /// Refused (the action comes back, not called) when the timer is shut down, when
     /// `now + delay` overflows, or when the timer thread cannot be started.
-    #[allow(dead_code)] // the crate's own users take `defer_task` or `SchedulerService::defer`
     pub(crate) fn defer(&self, delay: Duration, action: TimerAction) -> Result<TimerKey, Refused> {
         match Instant::now().checked_add(delay) {
             Some(due) => self.insert(due, action, false),
@@ -155,21 +154,10 @@ impl Timer {
         }
     }
 
-    /// Like [`defer`](Self::defer) for an action that stands for an accepted task: if the timer
-    /// shuts down first, [`shutdown`](Self::shutdown) counts it among the cancelled tasks.
-    pub(crate) fn defer_task(
-        &self,
-        delay: Duration,
-        action: TimerAction,
-    ) -> Result<TimerKey, Refused> {
-        match Instant::now().checked_add(delay) {
-            Some(due) => self.insert(due, action, true),
-            None => Err(Refused::new(action, TimerRefusal::DelayTooLarge)),
-        }
-    }
-
-    /// Like [`defer_task`](Self::defer_task) (`is_task`) or [`defer`](Self::defer), at an
-    /// instant rather than after a delay. An instant in the past is due at once.
+    /// Like [`defer`](Self::defer), at an instant rather than after a delay (an instant in the
+    /// past is due at once). With `is_task`, the action stands for an accepted task (a delayed
+    /// task): if the timer shuts down first, [`shutdown`](Self::shutdown) counts it among the
+    /// cancelled tasks.
     pub(crate) fn defer_until(
         &self,
         due: Instant,
@@ -234,7 +222,7 @@ impl Timer {
     /// Stops the timer: later `defer`s are refused, every pending action is called with
     /// [`Fire::Cancelled`] on this thread, and the timer thread is joined (unless this is the
     /// timer thread). Returns how many pending entries stood for tasks (see
-    /// [`defer_task`](Self::defer_task)). A second call returns 0.
+    /// [`defer_until`](Self::defer_until)). A second call returns 0.
     pub(crate) fn shutdown(&self) -> u64 {
         let (entries, thread) = {
             let mut state = self.shared.state.lock();
@@ -385,7 +373,7 @@ mod tests {
             let tx = tx.clone();
             let action: TimerAction = Box::new(move |fire| tx.send(fire).unwrap());
             let result = if is_task {
-                timer.defer_task(Duration::from_secs(3600), action)
+                timer.defer_until(Instant::now() + Duration::from_secs(3600), true, action)
             } else {
                 timer.defer(Duration::from_secs(3600), action)
             };
@@ -441,6 +429,50 @@ mod tests {
             .unwrap();
         rx.recv_timeout(Duration::from_secs(10)).unwrap();
         timer.shutdown();
+    }
+
+    #[test]
+    fn service_defer_runs_its_closure_exactly_once_even_across_shutdown() {
+        let service = crate::SchedulerService::builder()
+            .name("defer-test")
+            .build()
+            .unwrap();
+        // Due: on the timer thread.
+        let (tx, rx) = mpsc::channel();
+        let due_tx = tx.clone();
+        service.defer(
+            Duration::from_millis(1),
+            Box::new(move || {
+                due_tx
+                    .send(std::thread::current().name().map(str::to_owned))
+                    .unwrap()
+            }),
+        );
+        let thread = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(thread.as_deref(), Some("defer-test.timer"));
+        // Pending at shutdown: early, on the thread shutting the service down.
+        let pending_tx = tx.clone();
+        service.defer(
+            Duration::from_secs(3600),
+            Box::new(move || {
+                pending_tx
+                    .send(std::thread::current().name().map(str::to_owned))
+                    .unwrap()
+            }),
+        );
+        let here = std::thread::current().name().map(str::to_owned);
+        service.shutdown();
+        assert_eq!(rx.try_recv().unwrap(), here);
+        // After shutdown: at once, here.
+        service.defer(
+            Duration::from_secs(3600),
+            Box::new(move || {
+                tx.send(std::thread::current().name().map(str::to_owned))
+                    .unwrap()
+            }),
+        );
+        assert_eq!(rx.try_recv().unwrap(), here);
+        assert!(rx.try_recv().is_err(), "each closure ran once");
     }
 
     #[test]
