@@ -200,6 +200,12 @@ pub enum SchedulerError {
         /// The period asked for.
         per: Duration,
     },
+    /// `max_concurrent_tasks(0)` on a class scheduler: no task could ever run.
+    #[error("scheduler '{name}': max_concurrent_tasks must be at least 1")]
+    ZeroConcurrency {
+        /// The scheduler's name.
+        name: String,
+    },
     /// `queue_size` on a class scheduler that is neither throttled nor rate-limited (only a
     /// throttled or rate-limited view has a queue of its own).
     #[error(
@@ -601,6 +607,9 @@ impl SchedulerService {
             .clone()
             .unwrap_or_else(|| format!("{}.{}", self.inner.name, class));
         let max = entry.pool.metrics().max_size;
+        if config.max_concurrent_tasks == Some(0) {
+            return Err(SchedulerError::ZeroConcurrency { name });
+        }
         let limit = config.max_concurrent_tasks.filter(|n| *n < max);
         if let Some((n, per)) = config.rate_limit
             && (n == 0 || per.is_zero())

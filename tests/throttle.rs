@@ -360,6 +360,83 @@ fn max_plus_two_dispatches_do_not_deadlock() {
     }
 }
 
+#[test]
+fn every_accepted_task_runs_once_or_is_cancelled_under_cancels_panics_and_shutdown_now() {
+    for round in 0..4 {
+        let svc = service("exact");
+        let view = throttled(
+            &svc,
+            TaskClass::Io,
+            SchedulerConfig::new().max_concurrent_tasks(3).queue_size(8),
+        );
+        let ran = Arc::new(AtomicUsize::new(0));
+        let submitted = Arc::new(AtomicUsize::new(0));
+        let start = Arc::new(Barrier::new(5));
+        let submitters: Vec<_> = (0..4)
+            .map(|s| {
+                let (view, ran, submitted, start) =
+                    (view.clone(), ran.clone(), submitted.clone(), start.clone());
+                thread::spawn(move || {
+                    start.wait();
+                    let mut handles = Vec::new();
+                    for i in 0..500usize {
+                        let ran = ran.clone();
+                        match view.submit(move || {
+                            ran.fetch_add(1, Ordering::SeqCst);
+                            if i % 10 == 3 {
+                                panic!("task {s}/{i} fails");
+                            }
+                        }) {
+                            Ok(handle) => {
+                                submitted.fetch_add(1, Ordering::SeqCst);
+                                if i % 10 == 7 {
+                                    handle.cancel();
+                                }
+                                handles.push(handle);
+                            }
+                            Err(refused) => {
+                                assert_eq!(refused.kind(), RejectKind::Shutdown);
+                                break;
+                            }
+                        }
+                    }
+                    handles
+                })
+            })
+            .collect();
+        start.wait();
+        // Shut down at a different point each round.
+        wait_until("some progress", || {
+            submitted.load(Ordering::SeqCst) >= 200 * (round + 1)
+        });
+        let cancelled_at_shutdown = view.shutdown_now();
+        let handles: Vec<_> = submitters
+            .into_iter()
+            .flat_map(|s| s.join().unwrap())
+            .collect();
+        let (mut ok, mut panicked, mut cancelled) = (0, 0, 0);
+        for handle in handles {
+            match outcome(handle) {
+                Ok(()) => ok += 1,
+                Err(TaskError::Panicked(_)) => panicked += 1,
+                Err(TaskError::Cancelled) => cancelled += 1,
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        }
+        let accepted = submitted.load(Ordering::SeqCst);
+        assert_eq!(ok + panicked + cancelled, accepted);
+        assert_eq!(ok + panicked, ran.load(Ordering::SeqCst), "each ran once");
+        // shutdown_now counted every task not started; at most the four submitters' own tasks,
+        // still waiting at the gate, were refused instead of accepted.
+        assert!(
+            cancelled <= accepted && cancelled + 4 >= cancelled_at_shutdown,
+            "{cancelled} cancelled, {cancelled_at_shutdown} reported"
+        );
+        wait_until("the view to terminate", || view.is_terminated());
+        assert_eq!(in_flight(&view), (0, 0));
+    }
+}
+
 // ---- the view's own queue --------------------------------------------------------------------
 
 #[test]
@@ -754,6 +831,16 @@ fn nonsense_throttling_options_are_refused() {
         .unwrap_err();
     assert!(
         matches!(err, SchedulerError::InvalidRateLimit { n: 0, .. }),
+        "{err}"
+    );
+    let err = svc
+        .scheduler_with(
+            TaskClass::Io,
+            SchedulerConfig::new().max_concurrent_tasks(0),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, SchedulerError::ZeroConcurrency { .. }),
         "{err}"
     );
     let err = svc
