@@ -668,6 +668,32 @@ fn cancelling_a_delayed_task_of_a_throttled_view_keeps_the_counter_exact() {
 }
 
 #[test]
+fn cancelling_a_running_delayed_task_of_a_throttled_view_keeps_the_counter_exact() {
+    let svc = service("delayed-running");
+    let view = throttled(
+        &svc,
+        TaskClass::Io,
+        SchedulerConfig::new().max_concurrent_tasks(1),
+    );
+    let gate = Gate::new();
+    let (started_tx, started_rx) = channel();
+    let handle = {
+        let gate = gate.clone();
+        view.schedule(Duration::from_millis(1), move || {
+            started_tx.send(()).unwrap();
+            gate.wait();
+        })
+        .unwrap()
+    };
+    started_rx.recv_timeout(GUARD).unwrap();
+    assert_eq!(in_flight(&view), (1, 0));
+    assert!(!handle.cancel(), "a running task cannot be cancelled");
+    gate.open();
+    wait_until("the gate to empty", || in_flight(&view) == (0, 0));
+    assert_eq!(join(view.try_submit(|| 4).expect("a free slot")), 4);
+}
+
+#[test]
 fn shutdown_now_cancels_the_delayed_tasks_of_a_throttled_view() {
     // Mule's ThrottledScheduler does not track delayed tasks, so stopping it leaks them.
     let svc = service("delayed-leak");

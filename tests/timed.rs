@@ -517,6 +517,33 @@ fn cancel_between_fixed_rate_runs_stops_further_runs() {
     );
 }
 
+#[test]
+fn cancel_during_a_fixed_rate_run_lets_it_finish_and_stops_the_schedule() {
+    let svc = service("cancel-rate-during");
+    let gate = Gate::new();
+    let (started_tx, started_rx) = channel();
+    let handle = {
+        let gate = gate.clone();
+        svc.io()
+            .schedule_at_fixed_rate(Duration::ZERO, Duration::from_millis(1), move || {
+                let _ = started_tx.send(());
+                gate.wait();
+            })
+            .unwrap()
+    };
+    started_rx.recv_timeout(GUARD).unwrap();
+    wait_until("ticks during the run", || handle.skipped_ticks() >= 2);
+    assert_eq!(
+        handle.runs(),
+        1,
+        "ticks during a run are skipped, never run alongside it"
+    );
+    assert!(handle.cancel());
+    gate.open();
+    drop(handle);
+    assert!(released(&started_rx), "no run after the one in progress");
+}
+
 // ---- fixed delay -----------------------------------------------------------------------------
 
 #[test]
@@ -583,6 +610,25 @@ fn fixed_delay_is_re_armed_while_the_pool_is_busy() {
         .expect("re-armed, it runs once the pool frees");
     handle.cancel();
     blocker.join().unwrap();
+}
+
+#[test]
+fn cancel_between_fixed_delay_runs_stops_further_runs() {
+    let svc = service("cancel-delay-between");
+    let (tx, rx) = channel();
+    let handle = svc
+        .io()
+        .schedule_with_fixed_delay(Duration::ZERO, Duration::from_millis(50), move || {
+            let _ = tx.send(());
+        })
+        .unwrap();
+    rx.recv_timeout(GUARD).unwrap();
+    assert!(handle.cancel());
+    drop(handle);
+    assert!(
+        released(&rx),
+        "the closure is dropped: no run is armed any more"
+    );
 }
 
 // ---- view lifecycle --------------------------------------------------------------------------
@@ -702,6 +748,42 @@ fn cancel_during_a_cron_run_lets_it_finish_and_stops_the_schedule() {
     gate.open();
     drop(handle);
     assert!(released(&rx));
+}
+
+#[test]
+fn a_cron_run_longer_than_its_interval_never_overlaps_and_the_next_starts_after_it() {
+    let svc = service("cron-overrun");
+    let running = Arc::new(AtomicUsize::new(0));
+    let high_water = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = channel();
+    let handle = {
+        let (running, high_water) = (running.clone(), high_water.clone());
+        let mut first = true;
+        svc.io()
+            .schedule_cron_in("* * * * * *", Utc, move || {
+                let started = Instant::now();
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                high_water.fetch_max(now, Ordering::SeqCst);
+                if std::mem::take(&mut first) {
+                    thread::sleep(Duration::from_millis(1500)); // the workload: over a tick
+                }
+                running.fetch_sub(1, Ordering::SeqCst);
+                let _ = tx.send((started, Instant::now()));
+            })
+            .unwrap()
+    };
+    let (_, first_end) = rx.recv_timeout(GUARD).unwrap();
+    let (second_start, _) = rx.recv_timeout(GUARD).unwrap();
+    handle.cancel();
+    assert!(
+        second_start >= first_end,
+        "the next run starts after the long one ends"
+    );
+    assert_eq!(high_water.load(Ordering::SeqCst), 1);
+    assert!(
+        handle.skipped_ticks() >= 1,
+        "the tick during the long run was skipped"
+    );
 }
 
 #[test]
