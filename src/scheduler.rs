@@ -579,6 +579,20 @@ impl Scheduler {
         &self.view
     }
 
+    /// Runs `f` exactly once: on the service's timer thread once `delay` has passed or, if the
+    /// service shuts down first, early, on the thread shutting it down (where a dispatch meets
+    /// pools that are shutting down and a second `defer` is refused). Returns `false`, without
+    /// running `f`, if the timer refuses it (the service is already shut down, or `delay`
+    /// overflows). Async tasks re-submit their polls with it.
+    ///
+    /// On the timer thread `f` must only dispatch, never block or run user code: see
+    /// [`Timer::defer`](crate::timer::Timer::defer).
+    #[allow(dead_code)] // for async tasks, which re-submit their polls through the timer
+    pub(crate) fn defer(&self, delay: Duration, f: Box<dyn FnOnce() + Send + 'static>) -> bool {
+        let action = Box::new(move |_: Fire| f());
+        self.view.timer.defer(delay, action).is_ok()
+    }
+
     /// The class of work this scheduler runs.
     pub fn class(&self) -> TaskClass {
         self.view.class

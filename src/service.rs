@@ -814,18 +814,17 @@ impl SchedulerService {
         &self.inner.timer
     }
 
-    /// Runs `f` exactly once: on the timer thread once `delay` has passed or, if the service
-    /// shuts down first (or the timer refuses: already shut down, or `delay` overflows), early,
-    /// on the thread shutting the service down (or at once, on this thread). Flow retries use
-    /// it: when `f` runs early, the service is already marked shut down, so a dispatch that
-    /// meets a busy pool can tell it must give up rather than retry.
+    /// Calls `action` exactly once: with [`Fire::Due`] on the timer thread after `delay`, or
+    /// with [`Fire::Cancelled`] if the service shuts down first (on the thread shutting it down)
+    /// or the timer refuses it (already shut down, or `delay` overflows: at once, on this
+    /// thread). Flow retries use it.
     ///
-    /// On the timer thread `f` must only dispatch — never block, sleep or run user code (see
-    /// [`Timer::defer`]); the ordinary `Scheduler` entry points refuse there rather than wait or
-    /// run inline, because the thread's role is `ThreadRole::Timer`.
+    /// On [`Fire::Due`] the action runs on the timer thread and must only dispatch — never
+    /// block, sleep or run user code (see [`Timer::defer`]); the ordinary `Scheduler` entry
+    /// points refuse there rather than wait or run inline, because the thread's role is
+    /// `ThreadRole::Timer`.
     #[allow(dead_code)] // for flow retries, which build on the timer
-    pub(crate) fn defer(&self, delay: Duration, f: Box<dyn FnOnce() + Send + 'static>) {
-        let action: TimerAction = Box::new(move |_: Fire| f());
+    pub(crate) fn defer(&self, delay: Duration, action: TimerAction) {
         if let Err(refused) = self.inner.timer.defer(delay, action) {
             (refused.action)(Fire::Cancelled);
         }

@@ -432,47 +432,64 @@ mod tests {
     }
 
     #[test]
-    fn service_defer_runs_its_closure_exactly_once_even_across_shutdown() {
+    fn service_defer_calls_its_action_exactly_once_even_across_shutdown() {
         let service = crate::SchedulerService::builder()
             .name("defer-test")
             .build()
             .unwrap();
-        // Due: on the timer thread.
-        let (tx, rx) = mpsc::channel();
-        let due_tx = tx.clone();
-        service.defer(
-            Duration::from_millis(1),
-            Box::new(move || {
-                due_tx
-                    .send(std::thread::current().name().map(str::to_owned))
-                    .unwrap()
-            }),
-        );
-        let thread = rx.recv_timeout(Duration::from_secs(10)).unwrap();
-        assert_eq!(thread.as_deref(), Some("defer-test.timer"));
-        // Pending at shutdown: early, on the thread shutting the service down.
-        let pending_tx = tx.clone();
-        service.defer(
-            Duration::from_secs(3600),
-            Box::new(move || {
-                pending_tx
-                    .send(std::thread::current().name().map(str::to_owned))
-                    .unwrap()
-            }),
-        );
         let here = std::thread::current().name().map(str::to_owned);
+        let (tx, rx) = mpsc::channel();
+        let sender = |tx: &mpsc::Sender<_>| {
+            let tx = tx.clone();
+            Box::new(move |fire: Fire| {
+                tx.send((fire, std::thread::current().name().map(str::to_owned)))
+                    .unwrap()
+            }) as TimerAction
+        };
+        // Due: on the timer thread.
+        service.defer(Duration::from_millis(1), sender(&tx));
+        let (fire, thread) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(
+            (fire, thread.as_deref()),
+            (Fire::Due, Some("defer-test.timer"))
+        );
+        // Pending at shutdown: cancelled, on the thread shutting the service down.
+        service.defer(Duration::from_secs(3600), sender(&tx));
         service.shutdown();
-        assert_eq!(rx.try_recv().unwrap(), here);
-        // After shutdown: at once, here.
-        service.defer(
-            Duration::from_secs(3600),
+        assert_eq!(rx.try_recv().unwrap(), (Fire::Cancelled, here.clone()));
+        // After shutdown: cancelled at once, here.
+        service.defer(Duration::from_secs(3600), sender(&tx));
+        assert_eq!(rx.try_recv().unwrap(), (Fire::Cancelled, here));
+        assert!(rx.try_recv().is_err(), "each action was called once");
+    }
+
+    #[test]
+    fn scheduler_defer_runs_its_closure_exactly_once_even_across_shutdown() {
+        let service = crate::SchedulerService::builder()
+            .name("sched-defer-test")
+            .build()
+            .unwrap();
+        let io = service.io();
+        let here = std::thread::current().name().map(str::to_owned);
+        let (tx, rx) = mpsc::channel();
+        let sender = |tx: &mpsc::Sender<_>| {
+            let tx = tx.clone();
             Box::new(move || {
                 tx.send(std::thread::current().name().map(str::to_owned))
                     .unwrap()
-            }),
+            }) as Box<dyn FnOnce() + Send>
+        };
+        assert!(io.defer(Duration::from_millis(1), sender(&tx)));
+        let thread = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(thread.as_deref(), Some("sched-defer-test.timer"));
+        assert!(io.defer(Duration::from_secs(3600), sender(&tx)));
+        service.shutdown();
+        assert_eq!(rx.try_recv().unwrap(), here, "run early by the shutdown");
+        assert!(
+            !io.defer(Duration::ZERO, sender(&tx)),
+            "refused once shut down"
         );
-        assert_eq!(rx.try_recv().unwrap(), here);
-        assert!(rx.try_recv().is_err(), "each closure ran once");
+        assert!(rx.try_recv().is_err(), "a refused closure is not run");
     }
 
     #[test]
