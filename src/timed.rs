@@ -553,7 +553,14 @@ impl ScheduledHandle {
     /// `true` once the task was cancelled (by [`cancel`](Self::cancel), a shutdown, or a cron
     /// expression with no next fire time).
     pub fn is_cancelled(&self) -> bool {
-        matches!(&*self.task.phase.lock(), Phase::Cancelled)
+        match &*self.task.phase.lock() {
+            Phase::Cancelled => true,
+            // Finished without its closure having started: cancelled in the pool or the gate
+            // (a shutdown). The run count is raised before the closure starts, so it is final
+            // once the handle reports the task finished.
+            Phase::Dispatched(handle) => handle.is_finished() && self.runs() == 0,
+            Phase::Armed { .. } => false,
+        }
     }
 
     /// `true` once the task will not run again: cancelled, or a delayed task that finished.
@@ -648,6 +655,7 @@ impl fmt::Debug for ScheduledHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &*self.task.phase.lock() {
             Phase::Armed { .. } => "armed",
+            Phase::Dispatched(handle) if handle.is_finished() && self.runs() == 0 => "cancelled",
             Phase::Dispatched(handle) if handle.is_finished() => "finished",
             Phase::Dispatched(_) => "dispatched",
             Phase::Cancelled => "cancelled",

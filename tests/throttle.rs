@@ -580,7 +580,9 @@ fn service_shutdown_cancels_held_tasks_and_accounts_for_every_accepted_task() {
     );
     let gate = Gate::new();
     let first = hold(&view, &gate);
-    let held: Vec<_> = (0..3).map(|i| view.submit(move || i).unwrap()).collect();
+    let held: Vec<_> = (0..2).map(|i| view.submit(move || i).unwrap()).collect();
+    let delayed = view.schedule(Duration::ZERO, || ()).unwrap();
+    assert_eq!(in_flight(&view), (1, 3));
     let report = svc.shutdown_timeout(Duration::from_millis(20));
     assert_eq!(report.cancelled, 3, "{report:?}");
     assert_eq!(report.still_running, 1, "{report:?}");
@@ -588,6 +590,7 @@ fn service_shutdown_cancels_held_tasks_and_accounts_for_every_accepted_task() {
     for handle in held {
         assert_eq!(outcome(handle), Err(TaskError::Cancelled));
     }
+    assert!(delayed.is_cancelled() && delayed.is_done(), "{delayed:?}");
     gate.open();
     join(first);
 }
