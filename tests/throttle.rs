@@ -173,53 +173,56 @@ fn max_one_runs_tasks_one_at_a_time() {
 
 #[test]
 fn a_limit_of_3_holds_under_8_submitters_of_1000_tasks_each() {
-    let svc = service("high-water");
-    let view = throttled(
-        &svc,
-        TaskClass::Io,
-        SchedulerConfig::new()
-            .max_concurrent_tasks(3)
-            .queue_size(16),
-    );
-    let running = Arc::new(AtomicUsize::new(0));
-    let high_water = Arc::new(AtomicUsize::new(0));
-    let done = Arc::new(AtomicUsize::new(0));
-    let start = Arc::new(Barrier::new(8));
-    let submitters: Vec<_> = (0..8)
-        .map(|_| {
-            let (view, running, high_water, done, start) = (
-                view.clone(),
-                running.clone(),
-                high_water.clone(),
-                done.clone(),
-                start.clone(),
-            );
-            thread::spawn(move || {
-                start.wait();
-                for _ in 0..1000 {
-                    let (running, high_water, done) =
-                        (running.clone(), high_water.clone(), done.clone());
-                    view.execute(move || {
-                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                        high_water.fetch_max(now, Ordering::SeqCst);
-                        std::hint::black_box((0..50).sum::<u64>());
-                        running.fetch_sub(1, Ordering::SeqCst);
-                        done.fetch_add(1, Ordering::SeqCst);
-                    })
-                    .expect("a foreign caller waits, it is never refused");
-                }
+    // Without a queue every excess caller waits at the gate; with one, most wait in the queue.
+    for queue in [0, 16] {
+        let svc = service("high-water");
+        let view = throttled(
+            &svc,
+            TaskClass::Io,
+            SchedulerConfig::new()
+                .max_concurrent_tasks(3)
+                .queue_size(queue),
+        );
+        let running = Arc::new(AtomicUsize::new(0));
+        let high_water = Arc::new(AtomicUsize::new(0));
+        let done = Arc::new(AtomicUsize::new(0));
+        let start = Arc::new(Barrier::new(8));
+        let submitters: Vec<_> = (0..8)
+            .map(|_| {
+                let (view, running, high_water, done, start) = (
+                    view.clone(),
+                    running.clone(),
+                    high_water.clone(),
+                    done.clone(),
+                    start.clone(),
+                );
+                thread::spawn(move || {
+                    start.wait();
+                    for _ in 0..1000 {
+                        let (running, high_water, done) =
+                            (running.clone(), high_water.clone(), done.clone());
+                        view.execute(move || {
+                            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                            high_water.fetch_max(now, Ordering::SeqCst);
+                            std::hint::black_box((0..50).sum::<u64>());
+                            running.fetch_sub(1, Ordering::SeqCst);
+                            done.fetch_add(1, Ordering::SeqCst);
+                        })
+                        .expect("a foreign caller waits, it is never refused");
+                    }
+                })
             })
-        })
-        .collect();
-    for submitter in submitters {
-        submitter.join().unwrap();
+            .collect();
+        for submitter in submitters {
+            submitter.join().unwrap();
+        }
+        wait_until("all 8,000 tasks", || done.load(Ordering::SeqCst) == 8000);
+        assert!(high_water.load(Ordering::SeqCst) <= 3, "queue {queue}");
+        let status = view.throttle().unwrap();
+        assert!(status.peak_in_flight <= 3, "{status:?}");
+        assert_eq!(status.throttled, 0, "nobody was refused");
+        wait_until("the gate to empty", || in_flight(&view) == (0, 0));
     }
-    wait_until("all 8,000 tasks", || done.load(Ordering::SeqCst) == 8000);
-    assert!(high_water.load(Ordering::SeqCst) <= 3);
-    let status = view.throttle().unwrap();
-    assert!(status.peak_in_flight <= 3, "{status:?}");
-    wait_until("the gate to empty", || in_flight(&view) == (0, 0));
-    assert_eq!(status.throttled, 0, "nobody was refused");
 }
 
 #[test]
