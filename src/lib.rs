@@ -4,12 +4,14 @@
 
 mod class;
 pub mod config;
+mod flow;
 mod loom;
 mod policy;
 pub mod pool;
 mod rejected;
 mod scheduler;
 mod service;
+mod spawn_async;
 mod task;
 mod throttle;
 mod timed;
@@ -17,6 +19,7 @@ mod timer;
 
 pub use class::{ParseTaskClassError, TaskClass};
 pub use config::{ConfigError, ConfigWarning, PoolSpec, PoolsConfig, Resources, Strategy};
+pub use flow::{Flow, FlowBuilder, ProactorPolicy};
 pub use pool::shutdown_requested;
 pub use rejected::{RejectKind, Rejected};
 pub use scheduler::{

@@ -409,7 +409,7 @@ pub(crate) fn rate_limited(last: &Mutex<Option<Instant>>) -> bool {
 
 thread_local! {
     /// The class and view of the task the thread is running, if any.
-    static CURRENT_TASK: Cell<Option<(TaskClass, usize)>> = const { Cell::new(None) };
+    pub(crate) static CURRENT_TASK: Cell<Option<(TaskClass, usize)>> = const { Cell::new(None) };
 }
 
 /// The class of the task the calling thread is running, if it is running one through a
@@ -587,7 +587,6 @@ impl Scheduler {
     ///
     /// On the timer thread `f` must only dispatch, never block or run user code: see
     /// [`Timer::defer`](crate::timer::Timer::defer).
-    #[allow(dead_code)] // for async tasks, which re-submit their polls through the timer
     pub(crate) fn defer(&self, delay: Duration, f: Box<dyn FnOnce() + Send + 'static>) -> bool {
         let action = Box::new(move |_: Fire| f());
         self.view.timer.defer(delay, action).is_ok()

@@ -250,6 +250,10 @@ pub struct ServiceMetrics {
     /// One entry per pool: UBER's pool, or DEDICATED's cpuLight, io and cpuIntensive pools,
     /// then every live custom scheduler's pool.
     pub pools: Vec<PoolMetrics>,
+    /// Flow steps dispatched to a pool (a thread switch), flow entries included, over all pools.
+    pub hops_switched: u64,
+    /// Flow steps that ran in place on the thread that finished the previous step.
+    pub hops_elided: u64,
 }
 
 /// Configures and builds a [`SchedulerService`].
@@ -718,14 +722,17 @@ impl SchedulerService {
 
     /// A snapshot of every pool.
     pub fn metrics(&self) -> ServiceMetrics {
+        let pools: Vec<PoolMetrics> = self
+            .inner
+            .entries()
+            .iter()
+            .map(|entry| entry.pool.metrics())
+            .collect();
         ServiceMetrics {
             strategy: self.inner.config.strategy,
-            pools: self
-                .inner
-                .entries()
-                .iter()
-                .map(|entry| entry.pool.metrics())
-                .collect(),
+            hops_switched: pools.iter().map(|p| p.hops_switched).sum(),
+            hops_elided: pools.iter().map(|p| p.hops_elided).sum(),
+            pools,
         }
     }
 
@@ -808,12 +815,6 @@ impl SchedulerService {
         self.inner.shut.load(Ordering::SeqCst)
     }
 
-    /// The service's timer (`{name}.timer`): see [`Timer::defer`] for what may run on it.
-    #[allow(dead_code)] // for flow retries, which build on the timer
-    pub(crate) fn timer(&self) -> &Timer {
-        &self.inner.timer
-    }
-
     /// Calls `action` exactly once: with [`Fire::Due`] on the timer thread after `delay`, or
     /// with [`Fire::Cancelled`] if the service shuts down first (on the thread shutting it down)
     /// or the timer refuses it (already shut down, or `delay` overflows: at once, on this
@@ -823,7 +824,6 @@ impl SchedulerService {
     /// block, sleep or run user code (see [`Timer::defer`]); the ordinary `Scheduler` entry
     /// points refuse there rather than wait or run inline, because the thread's role is
     /// `ThreadRole::Timer`.
-    #[allow(dead_code)] // for flow retries, which build on the timer
     pub(crate) fn defer(&self, delay: Duration, action: TimerAction) {
         if let Err(refused) = self.inner.timer.defer(delay, action) {
             (refused.action)(Fire::Cancelled);
@@ -838,5 +838,32 @@ impl fmt::Debug for SchedulerService {
             .field("strategy", &self.inner.config.strategy)
             .field("shutdown", &self.is_shutdown())
             .finish()
+    }
+}
+
+/// A handle to a service that does not keep it alive (flows and async tasks hold one, so that
+/// dropping the last [`SchedulerService`] still shuts the pools down).
+#[derive(Clone)]
+pub(crate) struct WeakService(Weak<ServiceInner>);
+
+impl WeakService {
+    /// The service, if it still exists and has not been shut down.
+    pub(crate) fn upgrade(&self) -> Option<SchedulerService> {
+        self.0
+            .upgrade()
+            .filter(|inner| !inner.shut.load(Ordering::SeqCst))
+            .map(|inner| SchedulerService { inner })
+    }
+}
+
+impl SchedulerService {
+    /// A handle that does not keep the service alive.
+    pub(crate) fn downgrade(&self) -> WeakService {
+        WeakService(Arc::downgrade(&self.inner))
+    }
+
+    /// The pool serving `class` (the uber pool for every class under UBER).
+    pub(crate) fn pool_for(&self, class: TaskClass) -> Arc<PoolEntry> {
+        self.inner.entry_for(class).clone()
     }
 }

@@ -281,6 +281,78 @@ where
     }
 }
 
+/// The producing side of a [`TaskHandle`] whose work is not one closure (a flow, a future):
+/// whoever drives the work starts it, then completes it exactly once.
+pub(crate) struct Completer<T> {
+    /// `None` once the outcome is published.
+    cell: Option<Arc<TaskCell<T>>>,
+}
+
+impl<T> Completer<T> {
+    /// A new pending task: the completer and the handle that observes it.
+    pub(crate) fn new() -> (Self, TaskHandle<T>) {
+        let cell = Arc::new(TaskCell::new());
+        (
+            Completer {
+                cell: Some(cell.clone()),
+            },
+            TaskHandle { cell },
+        )
+    }
+
+    fn cell(&self) -> &Arc<TaskCell<T>> {
+        self.cell
+            .as_ref()
+            .expect("a completer is used only before it completes")
+    }
+
+    /// Marks the work started; `false` if the handle cancelled it first (then the work must be
+    /// dropped, and the completer too).
+    pub(crate) fn start(&self) -> bool {
+        let cell = self.cell();
+        cell.state
+            .compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+            || cell.state.load(Ordering::Acquire) == RUNNING
+    }
+
+    /// `true` if the handle cancelled the work before it started.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cell().state.load(Ordering::Acquire) == CANCELLED
+    }
+
+    /// Publishes the outcome (nothing, if the handle already cancelled the work).
+    pub(crate) fn complete(mut self, outcome: Result<T, TaskError>) {
+        if let Some(cell) = self.cell.take() {
+            Self::publish(&cell, outcome);
+        }
+    }
+
+    fn publish(cell: &TaskCell<T>, outcome: Result<T, TaskError>) {
+        if cell.state.load(Ordering::Acquire) == CANCELLED {
+            return;
+        }
+        match outcome {
+            Err(TaskError::Cancelled) => {
+                if !cell.try_cancel() {
+                    cell.finish(Err(TaskError::Cancelled), CANCELLED);
+                }
+            }
+            other => cell.finish(other, DONE),
+        }
+    }
+}
+
+/// Work dropped without an outcome (its job was cancelled unrun at shutdown, or refused with no
+/// one left to retry it) reports `Cancelled`: a handle never waits forever.
+impl<T> Drop for Completer<T> {
+    fn drop(&mut self) {
+        if let Some(cell) = self.cell.take() {
+            Self::publish(&cell, Err(TaskError::Cancelled));
+        }
+    }
+}
+
 /// The caller's side of a submitted task: wait for its value, cancel it, or `.await` it.
 ///
 /// Dropping a handle detaches the task: it still runs, and its value is dropped.

@@ -256,7 +256,7 @@ impl Shared {
         // The reservation is visible to a shutdown before this check (both SeqCst): either we
         // see the flag, or the shutdown waits for this thread.
         if this.state.load().is_shutdown() {
-            this.release_thread();
+            this.release_reservation();
             return Err((job, RejectKind::Shutdown));
         }
         this.counters.submitted.fetch_add(1, Ordering::Relaxed);
@@ -265,7 +265,7 @@ impl Shared {
             Err((job, error)) => {
                 this.counters.submitted.fetch_sub(1, Ordering::Relaxed);
                 this.counters.spawn_failures.fetch_add(1, Ordering::Relaxed);
-                this.release_thread();
+                this.release_reservation();
                 tracing::warn!(pool = %this.name, %error, "could not start a pool thread; task refused as if the pool were full");
                 let job = job.expect("a growth spawn always carries its first task");
                 Err((job, RejectKind::Busy))
@@ -335,14 +335,14 @@ impl Shared {
         }
     }
 
-    /// Gives back a thread slot (failed spawn or exit) and wakes shutdown waiters.
-    fn release_thread(&self) {
+    /// Gives back a thread slot that never got a running thread (its spawn failed, or shutdown
+    /// began) and wakes shutdown waiters. It does not signal waiting submitters: nothing was
+    /// freed that they were waiting for, and a waiter whose own spawn failed must go back to
+    /// sleep rather than retry at once in a loop.
+    fn release_reservation(&self) {
         self.threads.fetch_sub(1, Ordering::SeqCst);
-        {
-            let _exits = self.exits.lock();
-            self.exit_signal.notify_all();
-        }
-        self.signal_capacity();
+        let _exits = self.exits.lock();
+        self.exit_signal.notify_all();
     }
 
     /// Wakes callers blocked in [`admit_waiting`](Self::admit_waiting), if there are any.
@@ -732,7 +732,7 @@ impl PoolBuilder {
                 // Undo the slots of the threads that were never started, then stop the others.
                 for _ in started..core_size {
                     shared.state.try_leave_idle().ok();
-                    shared.release_thread();
+                    shared.release_reservation();
                 }
                 let pool = ThreadPool { shared };
                 pool.shutdown_timeout(Duration::ZERO);
