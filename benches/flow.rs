@@ -1,16 +1,22 @@
 //! Proactor flows: what elision buys.
 //!
-//! A 5-step flow io → light → light → intensive → light, 1,000 runs per iteration (all started,
-//! then all joined), under the Mule policy (light steps run in place), under `Always` (a switch
-//! at every step), and as direct calls on one thread. A 2-step flow io → intensive under Mule
-//! gives the cost of the three elided light steps: (5-step − 2-step) / 3.
+//! A 5-step flow io → light → light → intensive → light under the Mule policy (light steps run
+//! in place), under `Always` (a switch at every step), and as direct calls on one thread; a
+//! 2-step flow io → intensive under Mule gives the cost of the three elided light steps:
+//! (5-step − 2-step) / 3.
+//!
+//! Two shapes: 1,000 runs started together then joined (throughput), and 100 runs one at a time
+//! (latency: every switch is a hand-off to another thread). Both strategies: UBER with a fixed
+//! pool (core = max = cores, deep queue, so the figures measure dispatch, not thread creation)
+//! and DEDICATED with fixed pools of `cores` threads each.
 //!
 //! Run: `cargo bench --bench flow`.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use uberpool::{Flow, ProactorPolicy, SchedulerService};
+use uberpool::{Flow, PoolsConfig, ProactorPolicy, Resources, SchedulerService};
 
 const RUNS: u64 = 1_000;
+const SEQUENTIAL: u64 = 100;
 
 fn io(x: u64) -> u64 {
     x.wrapping_mul(3).wrapping_add(1)
@@ -38,26 +44,58 @@ fn run_all(flow: &Flow<u64, u64>) -> u64 {
     handles.into_iter().map(|h| h.join().unwrap()).sum()
 }
 
+fn service(strategy: &str) -> SchedulerService {
+    let p = "org.mule.runtime.scheduler.";
+    let text = match strategy {
+        "UBER" => format!(
+            "{p}SchedulerPoolStrategy=UBER\n{p}uber.threadPool.coreSize=cores\n\
+             {p}uber.threadPool.maxSize=cores\n{p}uber.workQueue.size=1000000\n"
+        ),
+        _ => format!(
+            "{p}SchedulerPoolStrategy=DEDICATED\n{p}cpuLight.threadPool.size=cores\n\
+             {p}cpuLight.workQueue.size=1000000\n{p}io.threadPool.coreSize=cores\n\
+             {p}io.threadPool.maxSize=cores\n{p}io.workQueue.size=1000000\n\
+             {p}cpuIntensive.threadPool.size=cores\n{p}cpuIntensive.workQueue.size=1000000\n"
+        ),
+    };
+    let config = PoolsConfig::parse(&text, &Resources::detect()).unwrap();
+    SchedulerService::builder()
+        .name("bench")
+        .config(config)
+        .build()
+        .unwrap()
+}
+
 fn flows(c: &mut Criterion) {
-    let service = SchedulerService::builder().name("bench").build().unwrap();
-    let mut group = c.benchmark_group("flow_5_steps");
+    for strategy in ["UBER", "DEDICATED"] {
+        let service = service(strategy);
+        let mule = five(&service, ProactorPolicy::Mule);
+        let always = five(&service, ProactorPolicy::Always);
+        let two = Flow::builder(&service).io(io).intensive(intensive).build();
+
+        let mut group = c.benchmark_group(format!("flow_{strategy}_1000_together"));
+        group.throughput(Throughput::Elements(RUNS));
+        group.bench_function("mule", |b| b.iter(|| run_all(&mule)));
+        group.bench_function("always", |b| b.iter(|| run_all(&always)));
+        group.bench_function("mule_without_light_steps", |b| b.iter(|| run_all(&two)));
+        group.finish();
+
+        let mut group = c.benchmark_group(format!("flow_{strategy}_one_at_a_time"));
+        group.throughput(Throughput::Elements(SEQUENTIAL));
+        for (name, flow) in [("mule", &mule), ("always", &always)] {
+            group.bench_function(BenchmarkId::new(name, SEQUENTIAL), |b| {
+                b.iter(|| {
+                    (0..SEQUENTIAL)
+                        .map(|i| flow.run(i).unwrap().join().unwrap())
+                        .sum::<u64>()
+                })
+            });
+        }
+        group.finish();
+    }
+
+    let mut group = c.benchmark_group("flow_direct_calls");
     group.throughput(Throughput::Elements(RUNS));
-
-    let mule = five(&service, ProactorPolicy::Mule);
-    group.bench_function(BenchmarkId::new("mule", RUNS), |b| {
-        b.iter(|| run_all(&mule))
-    });
-
-    let always = five(&service, ProactorPolicy::Always);
-    group.bench_function(BenchmarkId::new("always", RUNS), |b| {
-        b.iter(|| run_all(&always))
-    });
-
-    let two = Flow::builder(&service).io(io).intensive(intensive).build();
-    group.bench_function(BenchmarkId::new("mule_without_light_steps", RUNS), |b| {
-        b.iter(|| run_all(&two))
-    });
-
     group.bench_function(BenchmarkId::new("direct_calls", RUNS), |b| {
         b.iter(|| {
             (0..RUNS)
