@@ -9,8 +9,10 @@
 //!
 //! Every pool has as many threads as the machine has cores. Run: `cargo bench --bench pool`.
 
+mod common;
+
+use common::Latch;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Sender, channel};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -19,30 +21,6 @@ use uberpool::pool::ThreadPool;
 const SPAWN_MANY: usize = 100_000;
 const CHAIN: usize = 1_000;
 const PINGS: usize = 1_000;
-
-/// Counts tasks down and signals once when the last one ran.
-#[derive(Clone)]
-struct Latch(Arc<(AtomicUsize, std::sync::Mutex<Option<Sender<()>>>)>);
-
-impl Latch {
-    fn new(n: usize) -> (Self, std::sync::mpsc::Receiver<()>) {
-        let (tx, rx) = channel();
-        (
-            Latch(Arc::new((
-                AtomicUsize::new(n),
-                std::sync::Mutex::new(Some(tx)),
-            ))),
-            rx,
-        )
-    }
-    fn count_down(&self) {
-        if self.0.0.fetch_sub(1, Ordering::AcqRel) == 1
-            && let Some(tx) = self.0.1.lock().unwrap().take()
-        {
-            tx.send(()).unwrap();
-        }
-    }
-}
 
 fn threads() -> usize {
     num_cpus::get().max(2)

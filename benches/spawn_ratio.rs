@@ -6,38 +6,14 @@
 //! reports each contender's median and its ratio to the fastest peer's median. Run:
 //! `cargo bench --bench spawn_ratio` (`-- --rounds N` to change the 31 rounds).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, Sender, channel};
+mod common;
+
+use common::Latch;
 use std::time::{Duration, Instant};
 
 use uberpool::pool::ThreadPool;
 
 const TASKS: usize = 100_000;
-
-/// Counts tasks down and signals once when the last one ran.
-#[derive(Clone)]
-struct Latch(Arc<(AtomicUsize, std::sync::Mutex<Option<Sender<()>>>)>);
-
-impl Latch {
-    fn new(n: usize) -> (Self, Receiver<()>) {
-        let (tx, rx) = channel();
-        (
-            Latch(Arc::new((
-                AtomicUsize::new(n),
-                std::sync::Mutex::new(Some(tx)),
-            ))),
-            rx,
-        )
-    }
-    fn count_down(&self) {
-        if self.0.0.fetch_sub(1, Ordering::AcqRel) == 1
-            && let Some(tx) = self.0.1.lock().unwrap().take()
-        {
-            tx.send(()).unwrap();
-        }
-    }
-}
 
 /// One contender's way of submitting `TASKS` tasks that count the latch down.
 type Submit<'a> = Box<dyn Fn(Latch) + 'a>;

@@ -2,6 +2,9 @@
 //!
 //! Sequencing uses channels and barriers; the only time limits are generous failure guards.
 
+mod common;
+
+use common::{GUARD, Gate, wait_until};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Barrier, Mutex};
@@ -9,41 +12,6 @@ use std::time::{Duration, Instant};
 
 use uberpool::pool::{BuildError, ThreadPool, current_pool_name};
 use uberpool::{RejectKind, TaskError, shutdown_requested};
-
-const GUARD: Duration = Duration::from_secs(20);
-
-/// Polls `cond` until it holds; panics after the guard.
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < GUARD, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-/// A gate that blocked tasks wait on; opening it releases all of them.
-#[derive(Clone)]
-struct Gate(Arc<(Mutex<bool>, std::sync::Condvar)>);
-
-impl Gate {
-    fn new() -> Self {
-        Gate(Arc::new((Mutex::new(false), std::sync::Condvar::new())))
-    }
-    fn wait(&self) {
-        let (lock, cv) = &*self.0;
-        let mut open = lock.lock().unwrap();
-        while !*open {
-            let (guard, timeout) = cv.wait_timeout(open, GUARD).unwrap();
-            open = guard;
-            assert!(!timeout.timed_out() || *open, "gate never opened");
-        }
-    }
-    fn open(&self) {
-        let (lock, cv) = &*self.0;
-        *lock.lock().unwrap() = true;
-        cv.notify_all();
-    }
-}
 
 /// Submits a task that reports it is running, then blocks on `gate`.
 fn blocker(pool: &ThreadPool, gate: &Gate, running: &Sender<()>) {

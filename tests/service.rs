@@ -4,9 +4,12 @@
 //! [`Gate`]. Sequencing uses channels and gates; "a caller is blocked waiting" is observed through
 //! the pool's `waited` counter. The only time limits are generous failure guards.
 
+mod common;
+
+use common::{GUARD, Gate, wait_until};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::channel;
-use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -17,41 +20,7 @@ use uberpool::{
     is_current_thread_for_cpu_work, is_current_thread_in_wait_group,
 };
 
-const GUARD: Duration = Duration::from_secs(20);
 const PREFIX: &str = "org.mule.runtime.scheduler.";
-
-/// Polls `cond` until it holds; panics after the guard.
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < GUARD, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(2));
-    }
-}
-
-/// A gate that blocked tasks wait on; opening it releases all of them.
-#[derive(Clone)]
-struct Gate(Arc<(Mutex<bool>, Condvar)>);
-
-impl Gate {
-    fn new() -> Self {
-        Gate(Arc::new((Mutex::new(false), Condvar::new())))
-    }
-    fn wait(&self) {
-        let (lock, cv) = &*self.0;
-        let mut open = lock.lock().unwrap();
-        while !*open {
-            let (guard, timeout) = cv.wait_timeout(open, GUARD).unwrap();
-            open = guard;
-            assert!(!timeout.timed_out() || *open, "gate never opened");
-        }
-    }
-    fn open(&self) {
-        let (lock, cv) = &*self.0;
-        *lock.lock().unwrap() = true;
-        cv.notify_all();
-    }
-}
 
 /// A configuration from `key=value` lines (keys without the Mule prefix).
 fn config(lines: &[(&str, usize)], strategy: Strategy) -> PoolsConfig {

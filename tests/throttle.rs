@@ -6,9 +6,12 @@
 //! stays empty until a slot frees. Time appears only as loose lower bounds and generous failure
 //! guards.
 
+mod common;
+
+use common::{GUARD, Gate, wait_until};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{RecvTimeoutError, channel};
-use std::sync::{Arc, Barrier, Condvar, Mutex};
+use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -17,39 +20,7 @@ use uberpool::{
     SchedulerService, Strategy, TaskClass, TaskError, TaskHandle,
 };
 
-const GUARD: Duration = Duration::from_secs(20);
 const PREFIX: &str = "org.mule.runtime.scheduler.";
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < GUARD, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(2));
-    }
-}
-
-#[derive(Clone)]
-struct Gate(Arc<(Mutex<bool>, Condvar)>);
-
-impl Gate {
-    fn new() -> Self {
-        Gate(Arc::new((Mutex::new(false), Condvar::new())))
-    }
-    fn wait(&self) {
-        let (lock, cv) = &*self.0;
-        let mut open = lock.lock().unwrap();
-        while !*open {
-            let (guard, timeout) = cv.wait_timeout(open, GUARD).unwrap();
-            open = guard;
-            assert!(!timeout.timed_out() || *open, "gate never opened");
-        }
-    }
-    fn open(&self) {
-        let (lock, cv) = &*self.0;
-        *lock.lock().unwrap() = true;
-        cv.notify_all();
-    }
-}
 
 fn service(name: &str) -> SchedulerService {
     SchedulerService::builder()
