@@ -725,6 +725,11 @@ impl Scheduler {
     /// in a throttled scheduler's own queue, and pending delayed tasks. Periodic and cron tasks
     /// end. Returns how many tasks were cancelled. Running tasks cannot be interrupted; they
     /// run to their end.
+    ///
+    /// A task already handed to the pool cannot be taken out of the pool's queue from here: it
+    /// is marked cancelled, and when a pool thread reaches it, it is dropped unrun and its handle
+    /// resolves as `Cancelled` — at once if the pool has an idle thread, otherwise as soon as
+    /// one frees. It never runs.
     pub fn shutdown_now(&self) -> usize {
         let before = self.view.mark_shut(SHUT | NOW);
         // Timed tasks first, so that a delayed task held by the gate is cancelled through its
