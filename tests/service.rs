@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{GUARD, Gate, wait_until};
+use common::{GUARD, Gate, block, join, outcome, wait_until};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::channel;
@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use uberpool::pool::PoolMetrics;
 use uberpool::{
-    PoolsConfig, RejectKind, Resources, Scheduler, SchedulerConfig, SchedulerError,
-    SchedulerService, Strategy, TaskClass, TaskError, TaskHandle, current_class,
-    is_current_thread_for_cpu_work, is_current_thread_in_wait_group,
+    PoolsConfig, RejectKind, Resources, SchedulerConfig, SchedulerError, SchedulerService,
+    Strategy, TaskClass, TaskError, current_class, is_current_thread_for_cpu_work,
+    is_current_thread_in_wait_group,
 };
 
 const PREFIX: &str = "org.mule.runtime.scheduler.";
@@ -89,36 +89,6 @@ fn pool(service: &SchedulerService, name: &str) -> PoolMetrics {
 
 fn thread_name() -> String {
     thread::current().name().unwrap_or("<unnamed>").to_owned()
-}
-
-/// Waits for a task's value; panics if it failed or took longer than the guard.
-fn join<T>(handle: TaskHandle<T>) -> T {
-    match handle.join_timeout(GUARD) {
-        Ok(Ok(value)) => value,
-        Ok(Err(error)) => panic!("task failed: {error}"),
-        Err(_) => panic!("task did not finish within the guard"),
-    }
-}
-
-/// Waits for a task's outcome (value or error) within the guard.
-fn outcome<T>(handle: TaskHandle<T>) -> Result<T, TaskError> {
-    handle
-        .join_timeout(GUARD)
-        .unwrap_or_else(|_| panic!("task did not finish within the guard"))
-}
-
-/// Submits a task that blocks on `gate`, and returns once it is running.
-fn block(scheduler: &Scheduler, gate: &Gate) -> TaskHandle<()> {
-    let (tx, rx) = channel();
-    let gate = gate.clone();
-    let handle = scheduler
-        .submit(move || {
-            tx.send(()).unwrap();
-            gate.wait();
-        })
-        .expect("blocker accepted");
-    rx.recv_timeout(GUARD).expect("blocker did not start");
-    handle
 }
 
 /// On another thread: waits until `pool` of `service` counts a waiting submission, then opens

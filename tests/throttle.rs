@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{GUARD, Gate, wait_until};
+use common::{GUARD, Gate, block, join, outcome, wait_until};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{RecvTimeoutError, channel};
 use std::sync::{Arc, Barrier};
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use uberpool::{
     PoolsConfig, RejectKind, Resources, Scheduler, SchedulerConfig, SchedulerError,
-    SchedulerService, Strategy, TaskClass, TaskError, TaskHandle,
+    SchedulerService, Strategy, TaskClass, TaskError,
 };
 
 const PREFIX: &str = "org.mule.runtime.scheduler.";
@@ -53,34 +53,6 @@ fn dedicated(name: &str) -> SchedulerService {
 
 fn throttled(svc: &SchedulerService, class: TaskClass, config: SchedulerConfig) -> Scheduler {
     svc.scheduler_with(class, config).expect("a throttled view")
-}
-
-fn join<T>(handle: TaskHandle<T>) -> T {
-    match handle.join_timeout(GUARD) {
-        Ok(Ok(value)) => value,
-        Ok(Err(error)) => panic!("task failed: {error}"),
-        Err(_) => panic!("task did not finish within the guard"),
-    }
-}
-
-fn outcome<T>(handle: TaskHandle<T>) -> Result<T, TaskError> {
-    handle
-        .join_timeout(GUARD)
-        .unwrap_or_else(|_| panic!("task did not finish within the guard"))
-}
-
-/// Submits a task that holds its slot until `gate` opens; returns once it runs.
-fn hold(view: &Scheduler, gate: &Gate) -> TaskHandle<()> {
-    let (started_tx, started_rx) = channel();
-    let gate = gate.clone();
-    let handle = view
-        .submit(move || {
-            started_tx.send(()).unwrap();
-            gate.wait();
-        })
-        .expect("accepted");
-    started_rx.recv_timeout(GUARD).expect("it started");
-    handle
 }
 
 fn in_flight(view: &Scheduler) -> (usize, usize) {
@@ -205,7 +177,7 @@ fn an_excess_task_blocks_a_foreign_caller_until_a_slot_frees() {
         SchedulerConfig::new().max_concurrent_tasks(1),
     );
     let gate = Gate::new();
-    let first = hold(&view, &gate);
+    let first = block(&view, &gate);
     let (accepted_tx, accepted_rx) = channel();
     let caller = {
         let view = view.clone();
@@ -237,7 +209,7 @@ fn an_excess_task_is_throttled_from_a_cpu_light_thread() {
         SchedulerConfig::new().max_concurrent_tasks(1),
     );
     let gate = Gate::new();
-    let first = hold(&view, &gate);
+    let first = block(&view, &gate);
     let kind = {
         let view = view.clone();
         join(
@@ -262,7 +234,7 @@ fn an_io_thread_waits_for_a_throttled_slot() {
         SchedulerConfig::new().max_concurrent_tasks(1),
     );
     let gate = Gate::new();
-    let first = hold(&view, &gate);
+    let first = block(&view, &gate);
     let (accepted_tx, accepted_rx) = channel();
     let outer = {
         let view = view.clone();
@@ -289,7 +261,7 @@ fn try_submit_and_submit_timeout_are_throttled_instead_of_waiting_forever() {
         SchedulerConfig::new().max_concurrent_tasks(1),
     );
     let gate = Gate::new();
-    let first = hold(&view, &gate);
+    let first = block(&view, &gate);
     let refused = view.try_submit(|| ()).unwrap_err();
     assert_eq!(refused.kind(), RejectKind::Throttled);
     let start = Instant::now();
@@ -422,7 +394,7 @@ fn the_queue_takes_the_excess_without_blocking_and_releases_it_in_order() {
         SchedulerConfig::new().max_concurrent_tasks(1).queue_size(3),
     );
     let gate = Gate::new();
-    let first = hold(&view, &gate);
+    let first = block(&view, &gate);
     let (order_tx, order_rx) = channel();
     // From a cpuLight thread, which may never wait: the queue accepts three, refuses the fourth.
     let kinds = {
@@ -463,7 +435,7 @@ fn cancelling_queued_tasks_keeps_the_counter_exact() {
         SchedulerConfig::new().max_concurrent_tasks(1).queue_size(4),
     );
     let gate = Gate::new();
-    let first = hold(&view, &gate);
+    let first = block(&view, &gate);
     let held: Vec<_> = (0..3).map(|i| view.submit(move || i).unwrap()).collect();
     assert!(held[1].cancel());
     gate.open();
@@ -499,7 +471,7 @@ fn shutdown_now_cancels_queued_tasks_and_reports_them() {
         SchedulerConfig::new().max_concurrent_tasks(1).queue_size(3),
     );
     let gate = Gate::new();
-    let first = hold(&view, &gate);
+    let first = block(&view, &gate);
     let held: Vec<_> = (0..3).map(|i| view.submit(move || i).unwrap()).collect();
     assert_eq!(view.shutdown_now(), 3);
     for handle in held {
@@ -525,7 +497,7 @@ fn shutdown_lets_queued_tasks_run_and_wakes_waiting_callers() {
         SchedulerConfig::new().max_concurrent_tasks(1).queue_size(1),
     );
     let gate = Gate::new();
-    let first = hold(&view, &gate);
+    let first = block(&view, &gate);
     let queued = view.submit(|| "queued").unwrap();
     let (waiting_tx, waiting_rx) = channel();
     let waiter = {
@@ -553,7 +525,7 @@ fn service_shutdown_cancels_held_tasks_and_accounts_for_every_accepted_task() {
         SchedulerConfig::new().max_concurrent_tasks(1).queue_size(3),
     );
     let gate = Gate::new();
-    let first = hold(&view, &gate);
+    let first = block(&view, &gate);
     let held: Vec<_> = (0..2).map(|i| view.submit(move || i).unwrap()).collect();
     let delayed = view.schedule(Duration::ZERO, || ()).unwrap();
     assert_eq!(in_flight(&view), (1, 3));
@@ -631,7 +603,7 @@ fn cancelling_a_delayed_task_of_a_throttled_view_keeps_the_counter_exact() {
     assert_eq!(in_flight(&view), (0, 0));
     // Cancel while it waits for a slot (the timer retries it).
     let gate = Gate::new();
-    let first = hold(&view, &gate);
+    let first = block(&view, &gate);
     let waiting = view.schedule(Duration::ZERO, || ()).unwrap();
     wait_until("a throttled offer", || {
         view.throttle().unwrap().throttled >= 1
@@ -701,7 +673,7 @@ fn a_delayed_task_waiting_in_the_queue_is_cancelled_by_shutdown_now() {
         SchedulerConfig::new().max_concurrent_tasks(1).queue_size(2),
     );
     let gate = Gate::new();
-    let first = hold(&view, &gate);
+    let first = block(&view, &gate);
     let (tx, rx) = channel::<()>();
     let queued = view
         .schedule(Duration::ZERO, move || tx.send(()).unwrap())

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{GUARD, Gate, wait_until};
+use common::{GUARD, Gate, block, wait_until};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
@@ -16,10 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use uberpool::chrono::Utc;
-use uberpool::{
-    MAX_DELAY, PoolsConfig, Resources, ScheduleErrorKind, Scheduler, SchedulerService, Strategy,
-    TaskHandle,
-};
+use uberpool::{MAX_DELAY, PoolsConfig, Resources, ScheduleErrorKind, SchedulerService, Strategy};
 
 const PREFIX: &str = "org.mule.runtime.scheduler.";
 
@@ -54,20 +51,6 @@ fn dedicated_ones(name: &str) -> SchedulerService {
         .config(config)
         .build()
         .expect("service starts")
-}
-
-/// Occupies the only thread of `scheduler`'s pool until `gate` opens.
-fn block(scheduler: &Scheduler, gate: &Gate) -> TaskHandle<()> {
-    let (started_tx, started_rx) = channel();
-    let gate = gate.clone();
-    let handle = scheduler
-        .submit(move || {
-            started_tx.send(()).unwrap();
-            gate.wait();
-        })
-        .expect("the blocker is accepted");
-    started_rx.recv_timeout(GUARD).expect("the blocker started");
-    handle
 }
 
 /// `true` once every sender of `rx` is gone (the closure owning it was dropped), draining

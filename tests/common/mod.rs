@@ -45,3 +45,34 @@ impl Gate {
         cv.notify_all();
     }
 }
+
+/// Waits for a task's value; panics if it failed or took longer than the guard.
+pub fn join<T>(handle: uberpool::TaskHandle<T>) -> T {
+    match handle.join_timeout(GUARD) {
+        Ok(Ok(value)) => value,
+        Ok(Err(error)) => panic!("task failed: {error}"),
+        Err(_) => panic!("task did not finish within the guard"),
+    }
+}
+
+/// Waits for a task's outcome (value or error) within the guard.
+pub fn outcome<T>(handle: uberpool::TaskHandle<T>) -> Result<T, uberpool::TaskError> {
+    handle
+        .join_timeout(GUARD)
+        .unwrap_or_else(|_| panic!("task did not finish within the guard"))
+}
+
+/// Submits a task that blocks on `gate` (holding its thread, or its slot of a throttled
+/// scheduler), and returns once it is running.
+pub fn block(scheduler: &uberpool::Scheduler, gate: &Gate) -> uberpool::TaskHandle<()> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let gate = gate.clone();
+    let handle = scheduler
+        .submit(move || {
+            tx.send(()).unwrap();
+            gate.wait();
+        })
+        .expect("blocker accepted");
+    rx.recv_timeout(GUARD).expect("blocker did not start");
+    handle
+}
