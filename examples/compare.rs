@@ -1,0 +1,603 @@
+//! Comparison harness (issue 8): the workloads of DESIGN §9 that criterion does not fit, for
+//! uberpool's UBER and DEDICATED defaults and for the peers, in one run, printed as markdown.
+//!
+//! 1. Mixed email workload: N × (50 µs of CPU work + 2 ms blocking IO + a light log step).
+//! 2. CPU_LIGHT queue wait (submit → start) while 1,000 IO tasks block, per strategy.
+//! 3. IO burst: 2,000 × 20 ms sleeps on UBER defaults with a 1 s keep-alive.
+//! 4. Idle CPU: CPU time burnt by an idle service (and idle peers) over 1 s.
+//!
+//! Run: `cargo run --release --example compare` (full), `-- --quick` (CI-sized), `-- --threads N`
+//! (sizes the peers' fixed pools; default: the number of CPUs). uberpool always runs its
+//! defaults, resolved against the detected resources.
+//!
+//! Figures are ratios within one run; workload 1 interleaves its contenders round by round and
+//! reports each one's median, because absolute times on shared machines drift.
+
+#[path = "../benches/common/mod.rs"]
+mod common;
+
+use common::Latch;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::channel;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use uberpool::{Flow, PoolsConfig, Resources, SchedulerService};
+
+const DEDICATED: &str = "org.mule.runtime.scheduler.SchedulerPoolStrategy=DEDICATED\n";
+const UBER_SHORT_KEEPALIVE: &str = "org.mule.runtime.scheduler.SchedulerPoolStrategy=UBER\n\
+                                    org.mule.runtime.scheduler.uber.threadPool.threadKeepAlive=1000\n";
+/// Blocking IO per item of workload 1.
+const IO: Duration = Duration::from_millis(2);
+/// CPU work per item of workload 1.
+const CPU: Duration = Duration::from_micros(50);
+/// tokio's default cap on blocking threads.
+const TOKIO_MAX_BLOCKING: usize = 512;
+
+struct Args {
+    quick: bool,
+    threads: usize,
+}
+
+fn args() -> Args {
+    let argv: Vec<String> = std::env::args().collect();
+    let quick = argv.iter().any(|a| a == "--quick");
+    let threads = argv
+        .iter()
+        .skip_while(|a| *a != "--threads")
+        .nth(1)
+        .map(|n| n.parse().expect("--threads takes a positive number"))
+        .unwrap_or_else(num_cpus::get)
+        .max(1);
+    Args { quick, threads }
+}
+
+fn service(text: Option<&str>) -> SchedulerService {
+    let resources = Resources::detect();
+    let config = match text {
+        None => PoolsConfig::defaults(&resources),
+        Some(text) => PoolsConfig::parse(text, &resources).expect("valid configuration"),
+    };
+    SchedulerService::builder()
+        .name("compare")
+        .config(config)
+        .build()
+        .expect("service starts")
+}
+
+/// Real CPU work: `iters` rounds of a mixing function the optimizer cannot remove.
+fn burn(iters: u64, seed: u64) -> u64 {
+    let mut x = seed | 1;
+    for _ in 0..iters {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        x ^= x >> 33;
+    }
+    black_box(x)
+}
+
+/// Iterations of [`burn`] that take [`CPU`] on one core of this machine (fastest of 50 trials).
+fn calibrate() -> u64 {
+    let probe = 100_000u64;
+    let best = (0..50)
+        .map(|i| {
+            let t = Instant::now();
+            burn(probe, i);
+            t.elapsed()
+        })
+        .min()
+        .unwrap();
+    (probe as f64 * CPU.as_secs_f64() / best.as_secs_f64()).max(1.0) as u64
+}
+
+/// The light step: what a log line costs.
+fn log_line(i: usize, h: u64) {
+    black_box(format!("sent message {i} ({h:x})"));
+}
+
+/// The whole item on one thread (for the peers that run everything in one pool).
+fn item(i: usize, iters: u64) {
+    sleep(IO);
+    let h = burn(iters, i as u64);
+    log_line(i, h);
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.0} µs", d.as_secs_f64() * 1e6)
+}
+
+// ------------------------------------------------------------------------------------------
+// 1. Mixed email workload
+// ------------------------------------------------------------------------------------------
+
+/// How a contender runs the workload: its service (uberpool only), N, the latch to count down.
+type Run<'a> = Box<dyn Fn(Option<&SchedulerService>, usize, Latch) + 'a>;
+
+struct Contender<'a> {
+    name: String,
+    /// Threads that may block in IO at once: the IO bound is N·2 ms / this.
+    io_threads: usize,
+    /// For uberpool: the configuration text of a service built fresh for each round (outside
+    /// the timing) and shut down after it.
+    service: Option<Option<&'static str>>,
+    run: Run<'a>,
+    times: Vec<Duration>,
+}
+
+fn uber_flow(svc: &SchedulerService, n: usize, iters: u64, latch: Latch) {
+    let flow = Flow::builder(svc)
+        .name("email")
+        .io(|i: usize| {
+            sleep(IO);
+            i
+        })
+        .intensive(move |i: usize| (i, burn(iters, i as u64)))
+        .light(move |(i, h): (usize, u64)| {
+            log_line(i, h);
+            latch.count_down();
+        })
+        .build();
+    for i in 0..n {
+        // The handle is dropped: the run is detached and counts the latch down when done.
+        drop(flow.run(i).expect("flow run accepted"));
+    }
+}
+
+fn mixed(args: &Args, cores: usize) -> String {
+    let n = if args.quick { 1_000 } else { 4_000 };
+    let rounds = if args.quick { 3 } else { 5 };
+    let t = args.threads;
+    let iters = calibrate();
+
+    let (uber_io_max, ded_io_max) = {
+        let (uber, dedicated) = (service(None), service(Some(DEDICATED)));
+        let sizes = (
+            uber.metrics().pools[0].max_size,
+            dedicated.metrics().pools[1].max_size,
+        );
+        uber.shutdown();
+        dedicated.shutdown();
+        sizes
+    };
+    let tp_small = threadpool::ThreadPool::new(t);
+    let tp_64 = threadpool::ThreadPool::new(64);
+    let rayon = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build()
+            .unwrap(),
+    );
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(t)
+        .build()
+        .unwrap();
+
+    let mut contenders = [
+        Contender {
+            name: "uberpool UBER defaults (flow io → intensive → light)".into(),
+            io_threads: uber_io_max,
+            service: Some(None),
+            run: Box::new(|svc, n, latch| uber_flow(svc.unwrap(), n, iters, latch)),
+            times: vec![],
+        },
+        Contender {
+            name: "uberpool DEDICATED defaults (same flow)".into(),
+            io_threads: ded_io_max,
+            service: Some(Some(DEDICATED)),
+            run: Box::new(|svc, n, latch| uber_flow(svc.unwrap(), n, iters, latch)),
+            times: vec![],
+        },
+        Contender {
+            name: format!("threadpool({t}), everything"),
+            io_threads: t,
+            service: None,
+            run: Box::new(|_, n, latch| {
+                for i in 0..n {
+                    let latch = latch.clone();
+                    tp_small.execute(move || {
+                        item(i, iters);
+                        latch.count_down();
+                    });
+                }
+            }),
+            times: vec![],
+        },
+        Contender {
+            name: "threadpool(64), everything".into(),
+            io_threads: 64,
+            service: None,
+            run: Box::new(|_, n, latch| {
+                for i in 0..n {
+                    let latch = latch.clone();
+                    tp_64.execute(move || {
+                        item(i, iters);
+                        latch.count_down();
+                    });
+                }
+            }),
+            times: vec![],
+        },
+        Contender {
+            name: format!("rayon({t}) spawn, everything"),
+            io_threads: t,
+            service: None,
+            run: Box::new(|_, n, latch| {
+                for i in 0..n {
+                    let latch = latch.clone();
+                    rayon.spawn(move || {
+                        item(i, iters);
+                        latch.count_down();
+                    });
+                }
+            }),
+            times: vec![],
+        },
+        Contender {
+            name: format!("tokio({t}): spawn_blocking IO, CPU + log on the runtime"),
+            io_threads: TOKIO_MAX_BLOCKING,
+            service: None,
+            run: Box::new(|_, n, latch| {
+                for i in 0..n {
+                    let latch = latch.clone();
+                    tokio.spawn(async move {
+                        tokio::task::spawn_blocking(|| sleep(IO)).await.unwrap();
+                        let h = burn(iters, i as u64);
+                        log_line(i, h);
+                        latch.count_down();
+                    });
+                }
+            }),
+            times: vec![],
+        },
+        Contender {
+            name: format!("tokio spawn_blocking IO → rayon({t}) CPU + log"),
+            io_threads: TOKIO_MAX_BLOCKING,
+            service: None,
+            run: Box::new(|_, n, latch| {
+                for i in 0..n {
+                    let (latch, rayon) = (latch.clone(), rayon.clone());
+                    tokio.spawn_blocking(move || {
+                        sleep(IO);
+                        rayon.spawn(move || {
+                            let h = burn(iters, i as u64);
+                            log_line(i, h);
+                            latch.count_down();
+                        });
+                    });
+                }
+            }),
+            times: vec![],
+        },
+    ];
+
+    for _ in 0..rounds {
+        for c in contenders.iter_mut() {
+            let svc = c.service.map(service);
+            let (latch, done) = Latch::new(n);
+            let start = Instant::now();
+            (c.run)(svc.as_ref(), n, latch);
+            done.recv().unwrap();
+            c.times.push(start.elapsed());
+            if let Some(svc) = svc {
+                svc.shutdown();
+            }
+        }
+    }
+
+    let cpu_bound = CPU * n as u32 / cores as u32;
+    let mut out = format!(
+        "### 1. Mixed email workload: N = {n} × (50 µs CPU + 2 ms blocking IO + light log)\n\n\
+         Median of {rounds} interleaved rounds (every contender once per round). The peers' pools \
+         are kept between rounds; each uberpool service is built before its turn (not timed) and \
+         shut down after it, so an idle service never runs beside another contender, and its \
+         pool's growth is timed every round. \
+         CPU work calibrated to {iters} iterations = 50 µs on one core. \
+         CPU bound = N·50 µs / {cores} cores = {}; IO bound = N·2 ms / threads that may block at once.\n\n\
+         | contender | threads that may block | makespan (median) | × CPU bound (DESIGN §9) | IO bound | binding bound | × binding bound |\n\
+         |---|---|---|---|---|---|---|\n",
+        ms(cpu_bound)
+    );
+    for c in contenders.iter_mut() {
+        c.times.sort();
+        let median = c.times[c.times.len() / 2];
+        let io_bound = IO * n as u32 / c.io_threads as u32;
+        let (binding, name) = if io_bound > cpu_bound {
+            (io_bound, "IO")
+        } else {
+            (cpu_bound, "CPU")
+        };
+        out += &format!(
+            "| {} | {} | {} | {:.2} | {} | {name} | {:.2} |\n",
+            c.name,
+            c.io_threads,
+            ms(median),
+            median.as_secs_f64() / cpu_bound.as_secs_f64(),
+            ms(io_bound),
+            median.as_secs_f64() / binding.as_secs_f64(),
+        );
+    }
+    let best_peer = contenders[2..]
+        .iter()
+        .map(|c| (c.times[c.times.len() / 2], c.name.clone()))
+        .min()
+        .unwrap();
+    out += &format!(
+        "\nFastest peer: {} ({}). uberpool UBER / fastest peer = {:.2}; DEDICATED / fastest peer = {:.2}.\n",
+        best_peer.1,
+        ms(best_peer.0),
+        contenders[0].times[rounds / 2].as_secs_f64() / best_peer.0.as_secs_f64(),
+        contenders[1].times[rounds / 2].as_secs_f64() / best_peer.0.as_secs_f64(),
+    );
+    out
+}
+
+// ------------------------------------------------------------------------------------------
+// 2. CPU_LIGHT queue wait while 1,000 IO tasks block
+// ------------------------------------------------------------------------------------------
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+fn light_wait(label: &str, text: Option<&str>) -> String {
+    const BLOCKERS: usize = 1_000;
+    const BLOCK: Duration = Duration::from_millis(400);
+    const WINDOW: Duration = Duration::from_millis(250);
+    const PACE: Duration = Duration::from_micros(250);
+
+    let svc = service(text);
+    let io = svc.io();
+    let finished = Arc::new(AtomicUsize::new(0));
+    let submit_start = Instant::now();
+    for _ in 0..BLOCKERS {
+        let finished = finished.clone();
+        io.execute(move || {
+            sleep(BLOCK);
+            finished.fetch_add(1, Ordering::Relaxed);
+        })
+        .map_err(|_| "IO task refused")
+        .unwrap();
+    }
+    let submit_time = submit_start.elapsed();
+
+    // A foreign thread submits light tasks at a steady pace and each reports submit → start.
+    let light = svc.cpu_light();
+    let (tx, rx) = channel::<Duration>();
+    let sampler = std::thread::spawn(move || {
+        let end = Instant::now() + WINDOW;
+        let mut sent = 0usize;
+        while Instant::now() < end {
+            let tx = tx.clone();
+            let t0 = Instant::now();
+            light
+                .execute(move || {
+                    let _ = tx.send(t0.elapsed());
+                })
+                .map_err(|_| "light task refused")
+                .unwrap();
+            sent += 1;
+            sleep(PACE);
+        }
+        sent
+    });
+    let sent = sampler.join().unwrap();
+    let still_blocking = BLOCKERS - finished.load(Ordering::Relaxed);
+    let mut waits: Vec<Duration> = rx.iter().take(sent).collect();
+    waits.sort();
+    let threads = svc
+        .metrics()
+        .pools
+        .iter()
+        .map(|p| p.peak_threads)
+        .sum::<usize>();
+    svc.shutdown();
+    format!(
+        "| {label} | {} | {still_blocking} | {sent} | {} | {} | {} | {} | {threads} |\n",
+        ms(submit_time),
+        us(percentile(&waits, 0.5)),
+        us(percentile(&waits, 0.99)),
+        us(*waits.last().unwrap()),
+        if percentile(&waits, 0.99) <= Duration::from_millis(1) {
+            "met"
+        } else {
+            "**not met**"
+        },
+    )
+}
+
+// ------------------------------------------------------------------------------------------
+// 3. IO burst
+// ------------------------------------------------------------------------------------------
+
+fn io_burst() -> String {
+    const TASKS: usize = 2_000;
+    const SLEEP: Duration = Duration::from_millis(20);
+    const GUARD: Duration = Duration::from_secs(10);
+
+    // Thread start cost on this machine, for the target's "plus thread start cost".
+    let t = Instant::now();
+    let spawned: Vec<_> = (0..TASKS).map(|_| std::thread::spawn(|| {})).collect();
+    let spawn_cost = t.elapsed();
+    spawned.into_iter().for_each(|h| h.join().unwrap());
+
+    let svc = service(Some(UBER_SHORT_KEEPALIVE));
+    let io = svc.io();
+    let (latch, done) = Latch::new(TASKS);
+    let start = Instant::now();
+    for _ in 0..TASKS {
+        let latch = latch.clone();
+        io.execute(move || {
+            sleep(SLEEP);
+            latch.count_down();
+        })
+        .map_err(|_| "IO task refused")
+        .unwrap();
+    }
+    let submitted = start.elapsed();
+    done.recv().unwrap();
+    let completed = start.elapsed();
+    let m = svc.metrics().pools[0].clone();
+    let shrink_start = Instant::now();
+    let (shrink, threads_left) = loop {
+        let p = &svc.metrics().pools[0];
+        if p.threads <= p.core_size || shrink_start.elapsed() > GUARD {
+            break (shrink_start.elapsed(), p.threads);
+        }
+        sleep(Duration::from_millis(10));
+    };
+    svc.shutdown();
+    let done_target = SLEEP * 3 + spawn_cost;
+    format!(
+        "### 3. IO burst: {TASKS} × 20 ms sleep, UBER defaults with threadKeepAlive=1000\n\n\
+         | submit loop | all done | target: 3 × 20 ms + {TASKS} thread starts ({}) | peak threads | core / max | back to core after | threads then | target: keep-alive + 1 s |\n\
+         |---|---|---|---|---|---|---|---|\n\
+         | {} | {} | {} | {} | {} / {} | {} | {threads_left} | {} |\n",
+        ms(spawn_cost),
+        ms(submitted),
+        ms(completed),
+        if completed <= done_target {
+            "met"
+        } else {
+            "**not met**"
+        },
+        m.peak_threads,
+        m.core_size,
+        m.max_size,
+        if threads_left <= m.core_size {
+            ms(shrink)
+        } else {
+            format!("not within the {} s guard", GUARD.as_secs())
+        },
+        if threads_left <= m.core_size && shrink <= Duration::from_millis(2_000) {
+            "met"
+        } else {
+            "**not met**"
+        },
+    )
+}
+
+// ------------------------------------------------------------------------------------------
+// 4. Idle CPU
+// ------------------------------------------------------------------------------------------
+
+/// CPU time of every thread of this process, in nanoseconds, from `/proc/self/task/*/schedstat`
+/// (nanosecond resolution; a thread that exits during a measurement takes its time with it).
+fn process_cpu_ns() -> u64 {
+    let mut total = 0;
+    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
+        for entry in dir.flatten() {
+            if let Ok(s) = std::fs::read_to_string(entry.path().join("schedstat")) {
+                total += s
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    total
+}
+
+/// utime + stime of the process in clock ticks, from `/proc/self/stat` (usually 1/100 s).
+fn process_ticks() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = s.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    field(11) + field(12)
+}
+
+fn idle_row(label: &str, threads: usize) -> String {
+    sleep(Duration::from_millis(200)); // let start-up settle
+    let (ns0, t0, w0) = (process_cpu_ns(), process_ticks(), Instant::now());
+    sleep(Duration::from_secs(1));
+    let (ns1, t1, wall) = (process_cpu_ns(), process_ticks(), w0.elapsed());
+    let cpu = Duration::from_nanos(ns1.saturating_sub(ns0));
+    let pct = 100.0 * cpu.as_secs_f64() / wall.as_secs_f64();
+    format!(
+        "| {label} | {threads} | {} | {} | {pct:.3} % | {} |\n",
+        us(cpu),
+        t1.saturating_sub(t0),
+        if pct < 1.0 { "met" } else { "**not met**" }
+    )
+}
+
+fn idle(args: &Args) -> String {
+    let mut out = String::from(
+        "### 4. Idle CPU over 1 s (whole process: the harness's main thread sleeps)\n\n\
+         | contender | threads | CPU (schedstat) | utime+stime ticks | of one core | target < 1 % |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    out += &idle_row("nothing started (baseline)", 0);
+    for (label, text) in [
+        ("uberpool UBER defaults", None),
+        ("uberpool DEDICATED defaults", Some(DEDICATED)),
+    ] {
+        let svc = service(text);
+        let threads = svc.metrics().pools.iter().map(|p| p.threads).sum();
+        out += &idle_row(label, threads);
+        svc.shutdown();
+    }
+    let t = args.threads;
+    {
+        let _tp = threadpool::ThreadPool::new(t);
+        out += &idle_row(&format!("threadpool({t})"), t);
+    }
+    {
+        let _rayon = rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build()
+            .unwrap();
+        out += &idle_row(&format!("rayon({t})"), t);
+    }
+    {
+        let _tokio = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(t)
+            .build()
+            .unwrap();
+        out += &idle_row(&format!("tokio({t})"), t);
+    }
+    out
+}
+
+fn main() {
+    let args = args();
+    let resources = Resources::detect();
+    let cores = resources.cores.max(1);
+    let started = Instant::now();
+    println!(
+        "## Comparison harness{}\n\nMachine: num_cpus = {}, uberpool cores = {cores}, mem = {} MiB; \
+         --threads {} (peers' fixed pools).\n",
+        if args.quick { " (--quick)" } else { "" },
+        num_cpus::get(),
+        resources.mem_kib / 1024,
+        args.threads
+    );
+
+    // Idle first, while no other pool of this process exists.
+    let idle = idle(&args);
+    print!("{}", mixed(&args, cores));
+
+    println!(
+        "\n### 2. CPU_LIGHT queue wait (submit → start) while 1,000 IO tasks sleep 400 ms\n\n\
+         A foreign thread submits a light task every 250 µs for 250 ms once the 1,000 IO tasks \
+         are submitted.\n\n\
+         | strategy | submitting 1,000 IO tasks | IO tasks still blocking at the end | samples | p50 | p99 | max | target p99 ≤ 1 ms | peak threads |\n\
+         |---|---|---|---|---|---|---|---|---|"
+    );
+    print!("{}", light_wait("UBER defaults", None));
+    print!("{}", light_wait("DEDICATED defaults", Some(DEDICATED)));
+
+    println!();
+    print!("{}", io_burst());
+    println!();
+    print!("{idle}");
+    println!("\nHarness ran in {:.1} s.", started.elapsed().as_secs_f64());
+}
