@@ -5,6 +5,7 @@
 //! 2. CPU_LIGHT queue wait (submit → start) while 1,000 IO tasks block, per strategy.
 //! 3. IO burst: 2,000 × 20 ms sleeps on UBER defaults with a 1 s keep-alive.
 //! 4. Idle CPU: CPU time burnt by an idle service (and idle peers) over 1 s.
+//! 5. Memory: RSS growth with 100,000 queued tasks and with 2,000 live threads.
 //!
 //! Run: `cargo run --release --example compare` (full), `-- --quick` (CI-sized), `-- --threads N`
 //! (sizes the peers' fixed pools; default: the number of CPUs). uberpool always runs its
@@ -567,8 +568,221 @@ fn idle(args: &Args) -> String {
     out
 }
 
+// ------------------------------------------------------------------------------------------
+// 5. Memory
+// ------------------------------------------------------------------------------------------
+
+/// Resident set size of this process in KiB, from `/proc/self/status`.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+const QUEUED: usize = 100_000;
+const LIVE: usize = 2_000;
+
+/// The memory cases, each run in a fresh process (`--memory-case NAME`) so that no other
+/// workload's freed memory is reused: (name, what is counted, count).
+const MEMORY_CASES: [(&str, &str, usize); 8] = [
+    (
+        "uberpool custom pool (t threads, queue 100,000)",
+        "queued tasks",
+        QUEUED,
+    ),
+    ("threadpool(t)", "queued tasks", QUEUED),
+    ("rayon(t) spawn", "queued tasks", QUEUED),
+    ("tokio(t) spawn", "queued tasks", QUEUED),
+    ("uberpool UBER defaults, io", "live threads", LIVE),
+    ("uberpool DEDICATED defaults, io", "live threads", LIVE),
+    (
+        "tokio spawn_blocking (max_blocking_threads 2,000)",
+        "live threads",
+        LIVE,
+    ),
+    ("std::thread::spawn", "live threads", LIVE),
+];
+
+/// Runs one memory case in this process and returns the RSS growth in KiB. Every task blocks on
+/// `gate` (held for writing here) so the queued tasks stay queued and the threads stay alive.
+fn memory_case(index: usize, t: usize) -> u64 {
+    use std::sync::RwLock;
+    let gate = Arc::new(RwLock::new(()));
+    let hold = gate.write().unwrap();
+    let started = Arc::new(AtomicUsize::new(0));
+    let block = {
+        let (gate, started) = (gate.clone(), started.clone());
+        move || {
+            started.fetch_add(1, Ordering::SeqCst);
+            drop(gate.read().unwrap());
+        }
+    };
+    let wait_started = |n: usize| {
+        while started.load(Ordering::SeqCst) < n {
+            sleep(Duration::from_millis(1));
+        }
+    };
+    let before;
+    let after;
+    match index {
+        0 => {
+            let svc = service(None);
+            let pool = svc
+                .custom(
+                    uberpool::SchedulerConfig::new()
+                        .name("queued")
+                        .max_concurrent_tasks(t)
+                        .queue_size(QUEUED),
+                )
+                .unwrap();
+            for _ in 0..t {
+                let b = block.clone();
+                pool.execute(b).map_err(|_| "refused").unwrap();
+            }
+            wait_started(t);
+            before = rss_kib();
+            for i in 0..QUEUED {
+                pool.execute(move || {
+                    black_box(i);
+                })
+                .map_err(|_| "refused")
+                .unwrap();
+            }
+            after = rss_kib();
+            drop(hold);
+            pool.stop();
+            svc.shutdown();
+        }
+        1 => {
+            let pool = threadpool::ThreadPool::new(t);
+            (0..t).for_each(|_| pool.execute(block.clone()));
+            wait_started(t);
+            before = rss_kib();
+            (0..QUEUED).for_each(|i| {
+                pool.execute(move || {
+                    black_box(i);
+                })
+            });
+            after = rss_kib();
+            drop(hold);
+            pool.join();
+        }
+        2 => {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap();
+            (0..t).for_each(|_| pool.spawn(block.clone()));
+            wait_started(t);
+            before = rss_kib();
+            (0..QUEUED).for_each(|i| {
+                pool.spawn(move || {
+                    black_box(i);
+                })
+            });
+            after = rss_kib();
+            drop(hold);
+        }
+        3 => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(t)
+                .build()
+                .unwrap();
+            for _ in 0..t {
+                let b = block.clone();
+                rt.spawn(async move { b() });
+            }
+            wait_started(t);
+            before = rss_kib();
+            for i in 0..QUEUED {
+                rt.spawn(async move {
+                    {
+                        black_box(i);
+                    }
+                });
+            }
+            after = rss_kib();
+            drop(hold);
+        }
+        4 | 5 => {
+            let svc = service(if index == 4 { None } else { Some(DEDICATED) });
+            let io = svc.io();
+            before = rss_kib();
+            for _ in 0..LIVE {
+                io.execute(block.clone()).map_err(|_| "refused").unwrap();
+            }
+            wait_started(LIVE);
+            after = rss_kib();
+            drop(hold);
+            svc.shutdown();
+        }
+        6 => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(t)
+                .max_blocking_threads(LIVE)
+                .build()
+                .unwrap();
+            before = rss_kib();
+            for _ in 0..LIVE {
+                rt.spawn_blocking(block.clone());
+            }
+            wait_started(LIVE);
+            after = rss_kib();
+            drop(hold);
+        }
+        _ => {
+            before = rss_kib();
+            let threads: Vec<_> = (0..LIVE)
+                .map(|_| std::thread::spawn(block.clone()))
+                .collect();
+            wait_started(LIVE);
+            after = rss_kib();
+            drop(hold);
+            threads.into_iter().for_each(|h| h.join().unwrap());
+        }
+    }
+    after.saturating_sub(before)
+}
+
+fn memory(args: &Args) -> String {
+    let exe = std::env::current_exe().expect("own path");
+    let mut out = format!(
+        "### 5. Memory: RSS growth with {QUEUED} queued tasks and with {LIVE} live threads\n\n\
+         Each case runs in a fresh process; every thread is blocked on a gate while RSS \
+         (`/proc/self/status` VmRSS) is read before and after. Queued tasks are empty closures \
+         capturing one `usize`; t = {}.\n\n\
+         | contender | what | RSS growth | per item |\n|---|---|---|---|\n",
+        args.threads
+    );
+    for (index, (name, what, count)) in MEMORY_CASES.iter().enumerate() {
+        let output = std::process::Command::new(&exe)
+            .args(["--memory-case", &index.to_string()])
+            .args(["--threads", &args.threads.to_string()])
+            .output()
+            .expect("memory case runs");
+        let kib: Option<u64> = String::from_utf8_lossy(&output.stdout).trim().parse().ok();
+        let name = name.replace("(t", &format!("({}", args.threads));
+        out += &match kib {
+            Some(kib) => format!(
+                "| {name} | {count} {what} | {:.1} MiB | {} B |\n",
+                kib as f64 / 1024.0,
+                kib * 1024 / *count as u64
+            ),
+            None => format!("| {name} | {count} {what} | failed | |\n"),
+        };
+    }
+    out
+}
+
 fn main() {
     let args = args();
+    if let Some(case) = std::env::args().skip_while(|a| a != "--memory-case").nth(1) {
+        println!("{}", memory_case(case.parse().unwrap(), args.threads));
+        return;
+    }
     let resources = Resources::detect();
     let cores = resources.cores.max(1);
     let started = Instant::now();
@@ -599,5 +813,7 @@ fn main() {
     print!("{}", io_burst());
     println!();
     print!("{idle}");
+    println!();
+    print!("{}", memory(&args));
     println!("\nHarness ran in {:.1} s.", started.elapsed().as_secs_f64());
 }
