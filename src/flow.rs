@@ -3,8 +3,10 @@
 //!
 //! A flow run is a small state machine ([`FlowRun`]) that moves from thread to thread: it runs
 //! steps on the current thread for as long as the policy lets it stay in place, and at a switch
-//! it is handed to the next step's pool as one job. A step that meets a full pool is retried
-//! from the service's timer with a back-off — no CPU thread ever blocks on it.
+//! it is handed to the next step's pool as one job. A step that meets a full pool follows the
+//! caller-aware policy of the thread at hand: an IO (or uber, or foreign) thread waits for
+//! capacity, a CPU thread before a CPU_LIGHT step runs it in place, and otherwise the run is
+//! retried from the service's timer with a short back-off — no CPU thread ever blocks on it.
 
 use std::any::Any;
 use std::fmt;
@@ -121,9 +123,10 @@ struct FlowRun<O> {
     _permit: Option<Permit>,
 }
 
-/// First retry delay of a step whose pool was full; doubles up to [`RETRY_MAX`].
-const RETRY_FIRST: Duration = Duration::from_millis(2);
-const RETRY_MAX: Duration = Duration::from_millis(32);
+/// First retry delay of a step whose pool was full (offered by a thread that must not block);
+/// doubles up to [`RETRY_MAX`]. Mule retries every 2 ms.
+const RETRY_FIRST: Duration = Duration::from_millis(1);
+const RETRY_MAX: Duration = Duration::from_millis(4);
 
 impl<O: Send + 'static> FlowRun<O> {
     /// Runs steps on this thread from `next` until the flow ends or must switch.
@@ -179,22 +182,43 @@ impl<O: Send + 'static> FlowRun<O> {
         }
     }
 
-    /// Hands the run to the next step's pool; never blocks. A full pool means a retry from the
-    /// timer; a pool that is shut down cancels the flow.
+    /// Hands the run to the next step's pool. A full pool is met as the caller-aware policy says
+    /// for the thread at hand: a thread that may wait (IO, uber, your own) waits for capacity; a
+    /// thread that may run the work inline (a CPU thread before a CPU_LIGHT step) runs it in
+    /// place; any other thread (CPU threads, the timer) never blocks — the run is retried from the
+    /// timer. A pool that is shut down cancels the flow.
     fn dispatch(self) {
         let entry = self.core.pool(self.core.steps[self.next].class).clone();
+        let shared = entry.pool.shared();
         let job: Job = Box::new(FlowJob { run: self });
-        match Shared::admit(entry.pool.shared(), job) {
+        let refused = match Shared::admit(shared, job) {
             Ok(()) => {
-                entry
-                    .pool
-                    .shared()
-                    .counters
-                    .hops_switched
-                    .fetch_add(1, Ordering::Relaxed);
+                shared.counters.hops_switched.fetch_add(1, Ordering::Relaxed);
+                return;
             }
-            Err((job, RejectKind::Busy)) => FlowJob::<O>::recover(job).retry_later(),
-            Err((job, _)) => FlowJob::<O>::recover(job)
+            Err((job, RejectKind::Busy)) => {
+                match policy::decide(policy::current_role(), entry.target) {
+                    Decision::RunInline => {
+                        shared.counters.caller_ran.fetch_add(1, Ordering::Relaxed);
+                        shared.counters.hops_elided.fetch_add(1, Ordering::Relaxed);
+                        FlowJob::<O>::recover(job).drive();
+                        return;
+                    }
+                    Decision::Wait => match Shared::admit_waiting(shared, job, None) {
+                        Ok(()) => {
+                            shared.counters.hops_switched.fetch_add(1, Ordering::Relaxed);
+                            return;
+                        }
+                        Err(refused) => refused,
+                    },
+                    Decision::Refuse => (job, RejectKind::Busy),
+                }
+            }
+            Err(refused) => refused,
+        };
+        match refused {
+            (job, RejectKind::Busy) => FlowJob::<O>::recover(job).retry_later(),
+            (job, _) => FlowJob::<O>::recover(job)
                 .done
                 .complete(Err(TaskError::Cancelled)),
         }

@@ -354,12 +354,29 @@ impl Shared {
     /// inside the wait. The lock is never held while admitting, so a signal from inside an
     /// admission (a failed spawn releasing its slot) cannot deadlock.
     #[inline]
+    ///
+    /// One unit of capacity wakes one waiter (thousands of IO threads may be waiting for a small
+    /// CPU pool: waking them all for one slot would be a stampede). A waiter that leaves without
+    /// taking capacity (its deadline passed) passes the signal on; shutdown wakes them all.
     pub(crate) fn signal_capacity(&self) {
+        self.signal_waiters(false);
+    }
+
+    fn signal_waiters(&self, all: bool) {
         if self.capacity_waiters.load(Ordering::SeqCst) > 0 {
             self.capacity_epoch.fetch_add(1, Ordering::SeqCst);
             let _guard = self.capacity_lock.lock();
-            self.capacity_signal.notify_all();
+            if all {
+                self.capacity_signal.notify_all();
+            } else {
+                self.capacity_signal.notify_one();
+            }
         }
+    }
+
+    /// Wakes every waiting submitter (shutdown: they all leave with `Shutdown`).
+    pub(crate) fn signal_capacity_all(&self) {
+        self.signal_waiters(true);
     }
 
     /// Admits `job`, blocking while the pool is full, until `deadline` (forever without one).
@@ -384,7 +401,10 @@ impl Shared {
                         None => Duration::from_secs(3600),
                     };
                     if left.is_zero() {
-                        break Err((job, RejectKind::Busy));
+                        // a signal meant for this waiter may be lost with it: pass it on
+                        this.capacity_waiters.fetch_sub(1, Ordering::SeqCst);
+                        this.signal_capacity();
+                        return Err((job, RejectKind::Busy));
                     }
                     let mut guard = this.capacity_lock.lock();
                     if this.capacity_epoch.load(Ordering::SeqCst) == epoch {

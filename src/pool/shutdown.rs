@@ -59,7 +59,7 @@ impl Shared {
             tracing::debug!(pool = %self.name, "shutdown requested");
         }
         self.sleep.wake_all(&self.state);
-        self.signal_capacity();
+        self.signal_capacity_all();
     }
 
     pub(crate) fn shutdown(this: &Arc<Self>, timeout: Duration) -> ShutdownReport {

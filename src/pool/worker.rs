@@ -113,6 +113,10 @@ const SEARCH_BACKOFF: bool = !cfg!(loom);
 /// instead of parking is found by the next task without a wake-up (a futex call on both sides).
 const SEARCH_YIELDS: usize = 64;
 
+/// How long a thread that cannot retire parks before it looks again (it is woken long before
+/// by any task; the bound only keeps the wait finite).
+const PARK_WITHOUT_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// The idle worker's loop: search with a short back-off, then park; leave on retirement or at
 /// shutdown once nothing is pending.
 fn idle_search(shared: &Arc<Shared>, local: &Local<Job>, seq: usize, me: &Arc<Sleeper>) -> Found {
@@ -144,10 +148,15 @@ fn idle_search(shared: &Arc<Shared>, local: &Local<Job>, seq: usize, me: &Arc<Sl
             crate::loom::spin_hint();
             continue;
         }
-        match shared
-            .sleep
-            .sleep(&shared.state, me, shared.spec.keep_alive)
-        {
+        // Only a thread that could retire sleeps with the keep-alive: a pool at its core size
+        // parks until woken (a zero keep-alive, as fixed pools have, would otherwise make every
+        // idle thread of a full-core pool spin through timed-out waits).
+        let timeout = if shared.threads.load(Ordering::SeqCst) > shared.spec.core_size {
+            shared.spec.keep_alive
+        } else {
+            PARK_WITHOUT_KEEP_ALIVE
+        };
+        match shared.sleep.sleep(&shared.state, me, timeout) {
             Wake::Notified => {}
             // a task is pending but was not found: its push is in flight
             Wake::Refused => crate::loom::spin_hint(),
