@@ -193,7 +193,10 @@ impl<O: Send + 'static> FlowRun<O> {
         let job: Job = Box::new(FlowJob { run: self });
         let refused = match Shared::admit(shared, job) {
             Ok(()) => {
-                shared.counters.hops_switched.fetch_add(1, Ordering::Relaxed);
+                shared
+                    .counters
+                    .hops_switched
+                    .fetch_add(1, Ordering::Relaxed);
                 return;
             }
             Err((job, RejectKind::Busy)) => {
@@ -206,7 +209,10 @@ impl<O: Send + 'static> FlowRun<O> {
                     }
                     Decision::Wait => match Shared::admit_waiting(shared, job, None) {
                         Ok(()) => {
-                            shared.counters.hops_switched.fetch_add(1, Ordering::Relaxed);
+                            shared
+                                .counters
+                                .hops_switched
+                                .fetch_add(1, Ordering::Relaxed);
                             return;
                         }
                         Err(refused) => refused,
