@@ -19,10 +19,9 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex};
 
 use crate::TaskClass;
-use crate::policy::{self, Decision, ThreadRole};
-use crate::pool::Shared;
+use crate::policy::{self, ThreadRole};
 use crate::rejected::{RejectKind, Rejected};
-use crate::scheduler::{CURRENT_TASK, PoolEntry};
+use crate::scheduler::{CURRENT_TASK, Offered, Patience, PoolEntry};
 use crate::service::{SchedulerService, WeakService};
 use crate::task::{Completer, Job, RunOutcome, Runnable, TaskError, TaskHandle, panic_message};
 use crate::timer::Fire;
@@ -189,42 +188,17 @@ impl<O: Send + 'static> FlowRun<O> {
     /// timer. A pool that is shut down cancels the flow.
     fn dispatch(self) {
         let entry = self.core.pool(self.core.steps[self.next].class).clone();
-        let shared = entry.pool.shared();
-        let job: Job = Box::new(FlowJob { run: self });
-        let refused = match Shared::admit(shared, job) {
-            Ok(()) => {
-                shared
-                    .counters
-                    .hops_switched
-                    .fetch_add(1, Ordering::Relaxed);
-                return;
+        let counters = &entry.shared().counters;
+        match entry.offer(Box::new(FlowJob { run: self }), Patience::Policy) {
+            Offered::Accepted => {
+                counters.hops_switched.fetch_add(1, Ordering::Relaxed);
             }
-            Err((job, RejectKind::Busy)) => {
-                match policy::decide(policy::current_role(), entry.target) {
-                    Decision::RunInline => {
-                        shared.counters.caller_ran.fetch_add(1, Ordering::Relaxed);
-                        shared.counters.hops_elided.fetch_add(1, Ordering::Relaxed);
-                        FlowJob::<O>::recover(job).drive();
-                        return;
-                    }
-                    Decision::Wait => match Shared::admit_waiting(shared, job, None) {
-                        Ok(()) => {
-                            shared
-                                .counters
-                                .hops_switched
-                                .fetch_add(1, Ordering::Relaxed);
-                            return;
-                        }
-                        Err(refused) => refused,
-                    },
-                    Decision::Refuse => (job, RejectKind::Busy),
-                }
+            Offered::RunHere(job) => {
+                counters.hops_elided.fetch_add(1, Ordering::Relaxed);
+                FlowJob::<O>::recover(job).drive();
             }
-            Err(refused) => refused,
-        };
-        match refused {
-            (job, RejectKind::Busy) => FlowJob::<O>::recover(job).retry_later(),
-            (job, _) => FlowJob::<O>::recover(job)
+            Offered::Refused(job, RejectKind::Busy) => FlowJob::<O>::recover(job).retry_later(),
+            Offered::Refused(job, _) => FlowJob::<O>::recover(job)
                 .done
                 .complete(Err(TaskError::Cancelled)),
         }
@@ -401,44 +375,26 @@ impl<I: Send + 'static, O: Send + 'static> Flow<I, O> {
             return Ok(handle);
         }
         let entry = core.pool(core.steps[0].class).clone();
-        let shared = entry.pool.shared();
-        let job: Job = Box::new(FlowJob { run });
-        let refused = match Shared::admit(shared, job) {
-            Ok(()) => {
-                shared
+        let patience = if patient {
+            Patience::Policy
+        } else {
+            Patience::Never
+        };
+        let (job, kind) = match entry.offer(Box::new(FlowJob { run }), patience) {
+            Offered::Accepted => {
+                entry
+                    .shared()
                     .counters
                     .hops_switched
                     .fetch_add(1, Ordering::Relaxed);
                 return Ok(handle);
             }
-            Err((job, RejectKind::Busy)) => {
-                let decision = if patient {
-                    policy::decide(role, entry.target)
-                } else {
-                    Decision::Refuse
-                };
-                match decision {
-                    Decision::RunInline => {
-                        shared.counters.caller_ran.fetch_add(1, Ordering::Relaxed);
-                        job.run();
-                        return Ok(handle);
-                    }
-                    Decision::Wait => match Shared::admit_waiting(shared, job, None) {
-                        Ok(()) => {
-                            shared
-                                .counters
-                                .hops_switched
-                                .fetch_add(1, Ordering::Relaxed);
-                            return Ok(handle);
-                        }
-                        Err(refused) => refused,
-                    },
-                    Decision::Refuse => (job, RejectKind::Busy),
-                }
+            Offered::RunHere(job) => {
+                job.run();
+                return Ok(handle);
             }
-            Err(refused) => refused,
+            Offered::Refused(job, kind) => (job, kind),
         };
-        let (job, kind) = refused;
         let run = FlowJob::<O>::recover(job);
         match run.value.downcast::<I>() {
             Ok(input) => Err(Rejected::new(*input, kind, core.name.as_str())),

@@ -53,9 +53,54 @@ pub(crate) struct PoolEntry {
 }
 
 impl PoolEntry {
-    fn shared(&self) -> &crate::loom::Arc<Shared> {
+    pub(crate) fn shared(&self) -> &crate::loom::Arc<Shared> {
         self.pool.shared()
     }
+
+    /// Offers `job` to the pool and, when it is full, carries out the caller-aware policy for
+    /// the calling thread: wait (within `patience`), hand the job back to run here (counted in
+    /// `caller_ran`), or refuse. Every entry point — scheduler views, flow entries and flow hops —
+    /// goes through here, so the policy is applied in one place.
+    pub(crate) fn offer(&self, job: Job, patience: Patience) -> Offered {
+        let shared = self.shared();
+        match Shared::admit(shared, job) {
+            Ok(()) => Offered::Accepted,
+            Err((job, RejectKind::Busy)) => {
+                let decision = match patience {
+                    Patience::Never => Decision::Refuse,
+                    _ => policy::decide(policy::current_role(), self.target),
+                };
+                match decision {
+                    Decision::RunInline => {
+                        shared.counters.caller_ran.fetch_add(1, Ordering::Relaxed);
+                        Offered::RunHere(job)
+                    }
+                    Decision::Wait => {
+                        let deadline = match patience {
+                            Patience::Until(deadline) => Some(deadline),
+                            _ => None,
+                        };
+                        match Shared::admit_waiting(shared, job, deadline) {
+                            Ok(()) => Offered::Accepted,
+                            Err((job, kind)) => Offered::Refused(job, kind),
+                        }
+                    }
+                    Decision::Refuse => Offered::Refused(job, RejectKind::Busy),
+                }
+            }
+            Err((job, kind)) => Offered::Refused(job, kind),
+        }
+    }
+}
+
+/// What [`PoolEntry::offer`] came to.
+pub(crate) enum Offered {
+    /// The pool took the job (at once, or after the caller waited).
+    Accepted,
+    /// The pool is full and the caller's role says: run the job on this thread, now.
+    RunHere(Job),
+    /// The job comes back, with the reason.
+    Refused(Job, RejectKind),
 }
 
 // The view word: queued (bits 0..31), running (31..62), SHUT (62), NOW (63).
@@ -269,33 +314,15 @@ impl ViewShared {
 
     /// Offers a task to the pool; when the pool is full, the calling thread's role decides.
     fn offer_to_pool(&self, job: Job, patience: Patience) -> Result<(), (Job, RejectKind)> {
-        let shared = self.entry.shared();
-        match Shared::admit(shared, job) {
-            Ok(()) => Ok(()),
-            Err((job, RejectKind::Busy)) => {
-                let decision = match patience {
-                    Patience::Never => Decision::Refuse,
-                    _ => policy::decide(policy::current_role(), self.entry.target),
-                };
-                match decision {
-                    Decision::RunInline => {
-                        shared.counters.caller_ran.fetch_add(1, Ordering::Relaxed);
-                        if let crate::task::RunOutcome::Panicked(message) = job.run() {
-                            tracing::warn!(scheduler = %self.name, panic = %message, "task run on the submitting thread panicked");
-                        }
-                        Ok(())
-                    }
-                    Decision::Wait => {
-                        let deadline = match patience {
-                            Patience::Until(deadline) => Some(deadline),
-                            _ => None,
-                        };
-                        Shared::admit_waiting(shared, job, deadline)
-                    }
-                    Decision::Refuse => Err((job, RejectKind::Busy)),
+        match self.entry.offer(job, patience) {
+            Offered::Accepted => Ok(()),
+            Offered::RunHere(job) => {
+                if let crate::task::RunOutcome::Panicked(message) = job.run() {
+                    tracing::warn!(scheduler = %self.name, panic = %message, "task run on the submitting thread panicked");
                 }
+                Ok(())
             }
-            Err(refused) => Err(refused),
+            Offered::Refused(job, kind) => Err((job, kind)),
         }
     }
 
