@@ -189,7 +189,7 @@ impl<O: Send + 'static> FlowRun<O> {
     fn dispatch(self) {
         let entry = self.core.pool(self.core.steps[self.next].class).clone();
         let counters = &entry.shared().counters;
-        match entry.offer(Box::new(FlowJob { run: self }), Patience::Policy) {
+        match entry.offer(Job::new(FlowJob { run: self }), Patience::Policy) {
             Offered::Accepted => {
                 counters.hops_switched.fetch_add(1, Ordering::Relaxed);
             }
@@ -230,15 +230,12 @@ struct FlowJob<O> {
 
 impl<O: Send + 'static> FlowJob<O> {
     fn recover(job: Job) -> FlowRun<O> {
-        match job.into_any().downcast::<FlowJob<O>>() {
-            Ok(job) => job.run,
-            Err(_) => unreachable!("a flow job is recovered only as a flow job"),
-        }
+        job.recover::<FlowJob<O>>().run
     }
 }
 
 impl<O: Send + 'static> Runnable for FlowJob<O> {
-    fn run(self: Box<Self>) -> RunOutcome {
+    fn run(self) -> RunOutcome {
         let run = self.run;
         if run.done.is_cancelled() || !run.done.start() {
             return RunOutcome::Skipped;
@@ -247,12 +244,8 @@ impl<O: Send + 'static> Runnable for FlowJob<O> {
         RunOutcome::Completed
     }
 
-    fn cancel(self: Box<Self>) {
+    fn cancel(self) {
         self.run.done.complete(Err(TaskError::Cancelled));
-    }
-
-    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
-        self
     }
 }
 
@@ -380,7 +373,7 @@ impl<I: Send + 'static, O: Send + 'static> Flow<I, O> {
         } else {
             Patience::Never
         };
-        let (job, kind) = match entry.offer(Box::new(FlowJob { run }), patience) {
+        let (job, kind) = match entry.offer(Job::new(FlowJob { run }), patience) {
             Offered::Accepted => {
                 entry
                     .shared()

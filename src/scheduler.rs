@@ -684,7 +684,7 @@ impl Scheduler {
         self.dispatch(
             f,
             Patience::Policy,
-            |f, scope| (Box::new(PlainJob(f, scope)) as Job, ()),
+            |f, scope| (PlainJob::job(f, scope), ()),
             PlainJob::<F, TaskScope>::recover,
         )
     }
@@ -697,10 +697,7 @@ impl Scheduler {
         self.dispatch(
             f,
             patience,
-            |f, scope| {
-                let (job, handle) = HandleJob::with_hooks(f, scope);
-                (Box::new(job) as Job, handle)
-            },
+            HandleJob::with_hooks,
             HandleJob::<F, T, TaskScope>::recover,
         )
     }

@@ -323,7 +323,7 @@ mod tests {
     use crate::task::PlainJob;
 
     fn job() -> Job {
-        Box::new(PlainJob(|| {}, ()))
+        PlainJob::job(|| {}, ())
     }
 
     fn never_shut() -> bool {
@@ -492,7 +492,7 @@ mod loom_tests {
     use crate::task::PlainJob;
 
     fn job() -> Job {
-        Box::new(PlainJob(|| {}, ()))
+        PlainJob::job(|| {}, ())
     }
 
     fn model(f: impl Fn() + Sync + Send + 'static) {

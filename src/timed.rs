@@ -35,7 +35,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use parking_lot::Mutex;
 
 use crate::scheduler::{Patience, RETRY_DELAY, Scheduler, TaskScope, ViewShared, rate_limited};
-use crate::task::{HandleJob, Job, PlainJob, TaskHandle};
+use crate::task::{HandleJob, PlainJob, TaskHandle};
 use crate::timer::{Fire, TimerKey};
 
 /// The longest delay (or period) a timed task accepts: about 100 years. Longer ones are refused
@@ -301,7 +301,7 @@ impl TimedTask {
             .take()
             .expect("an armed delayed task holds its closure");
         let (job, handle) = HandleJob::with_hooks(work, TaskScope::new(self.view.clone()));
-        match self.view.offer(Box::new(job), Patience::Never) {
+        match self.view.offer(job, Patience::Never) {
             Ok(()) => *phase = Phase::Dispatched(handle),
             Err((job, crate::RejectKind::Shutdown)) => {
                 self.view.leave_unrun();
@@ -363,10 +363,7 @@ impl TimedTask {
             return;
         }
         let run = PeriodicRun { task: self.clone() };
-        let job: Job = Box::new(PlainJob(
-            move || run.run(),
-            TaskScope::new(self.view.clone()),
-        ));
+        let job = PlainJob::job(move || run.run(), TaskScope::new(self.view.clone()));
         if let Err((job, kind)) = self.view.offer(job, Patience::Never) {
             self.view.leave_unrun();
             // Dropping the refused run clears `running` (and re-arms a fixed delay); release

@@ -127,12 +127,12 @@ fn loom_waiting_submitter_is_admitted_when_a_worker_frees() {
         assert!(first.is_ok(), "the prestarted worker is counted idle");
         let second = {
             let ran = ran.clone();
-            Box::new(crate::task::PlainJob(
+            crate::task::PlainJob::job(
                 move || {
                     ran.fetch_add(1, Ordering::SeqCst);
                 },
                 (),
-            ))
+            )
         };
         assert!(super::Shared::admit_waiting(pool.shared(), second, None).is_ok());
         let report = pool.shutdown_timeout(Duration::from_secs(60));

@@ -794,11 +794,12 @@ impl ThreadPool {
     where
         F: FnOnce() + Send + 'static,
     {
-        Shared::admit(&self.shared, Box::new(PlainJob(f, ())))
+        Shared::admit(&self.shared, PlainJob::job(f, ()))
             .map_err(|(job, kind)| Rejected::new(PlainJob::<F>::recover(job), kind, self.name()))
     }
 
-    /// Runs `f` on the pool and returns a handle to its value.
+    /// Runs `f` on the pool and returns a handle to its value. One allocation per task: the
+    /// closure and the cell the handle reads share it.
     ///
     /// Refused (pool full, or shut down) returns the closure in [`Rejected`].
     pub fn submit<F, T>(&self, f: F) -> Result<TaskHandle<T>, Rejected<F>>
@@ -806,8 +807,8 @@ impl ThreadPool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let (job, handle) = HandleJob::new(f);
-        match Shared::admit(&self.shared, Box::new(job)) {
+        let (job, handle) = HandleJob::job(f);
+        match Shared::admit(&self.shared, job) {
             Ok(()) => Ok(handle),
             Err((job, kind)) => Err(Rejected::new(
                 HandleJob::<F, T>::recover(job),

@@ -1,21 +1,28 @@
 //! Tasks as the pool sees them ([`Job`]) and as the caller sees them ([`TaskHandle`]).
 //!
-//! A job is a boxed [`Runnable`]: the pool can run it, cancel it without running it (shutdown),
-//! or, when a thread could not be started for it, give the original closure back. Fire-and-forget
-//! work is one allocation ([`PlainJob`]); work with a handle shares a [`TaskCell`] between the job
-//! and the [`TaskHandle`].
+//! A job is one pointer to one allocation: the pool can run it, cancel it without running it
+//! (shutdown), or, when a thread could not be started for it, give the original closure back.
+//! Fire-and-forget work is a boxed [`Runnable`] ([`PlainJob`]); work with a handle keeps the
+//! closure and the cell its handle reads in the same block ([`HandleJob`]). The memory protocol
+//! is in `raw.rs` and `README.md` beside it.
 //!
 //! Panics are caught here, inside the job: the worker thread never unwinds.
 
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crate::loom::{Arc, AtomicUsize, Condvar, Mutex, Ordering};
+use crate::loom::Ordering;
+
+mod raw;
+
+pub(crate) use raw::Job;
+use raw::{CellRef, TaskCell};
 
 /// Why a task produced no value.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -41,18 +48,14 @@ pub(crate) enum RunOutcome {
     Skipped,
 }
 
-/// A unit of work as the pool holds it.
+/// Work the pool can hold in a boxed [`Job`]: run it, or drop it unrun with its bookkeeping.
 pub(crate) trait Runnable: Send + 'static {
-    /// Runs the job on the current thread, catching panics.
-    fn run(self: Box<Self>) -> RunOutcome;
-    /// Drops the job without running it; its handle (if any) yields [`TaskError::Cancelled`].
-    fn cancel(self: Box<Self>);
-    /// The job as `Any`, so the submitter can take its closure back after a failed hand-off.
-    fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
+    /// Runs the work on the current thread, catching panics.
+    fn run(self) -> RunOutcome;
+    /// Drops the work without running it (shutdown); a handle, if any, yields
+    /// [`TaskError::Cancelled`].
+    fn cancel(self);
 }
-
-/// A boxed job.
-pub(crate) type Job = Box<dyn Runnable>;
 
 /// Bookkeeping a scheduler wraps around each of its tasks: called on the thread that runs the
 /// task (or that drops it unrun). The pool's own submissions use `()`, which does nothing.
@@ -91,8 +94,8 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
 pub(crate) struct PlainJob<F, H = ()>(pub(crate) F, pub(crate) H);
 
 impl<F: FnOnce() + Send + 'static, H: RunHooks> Runnable for PlainJob<F, H> {
-    fn run(self: Box<Self>) -> RunOutcome {
-        let PlainJob(f, mut hooks) = *self;
+    fn run(self) -> RunOutcome {
+        let PlainJob(f, mut hooks) = self;
         if !hooks.begin() {
             return RunOutcome::Skipped;
         }
@@ -104,23 +107,21 @@ impl<F: FnOnce() + Send + 'static, H: RunHooks> Runnable for PlainJob<F, H> {
         }
     }
 
-    fn cancel(self: Box<Self>) {
-        let PlainJob(_, mut hooks) = *self;
+    fn cancel(self) {
+        let PlainJob(_, mut hooks) = self;
         hooks.discard();
-    }
-
-    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
-        self
     }
 }
 
-impl<F: 'static, H: 'static> PlainJob<F, H> {
+impl<F: FnOnce() + Send + 'static, H: RunHooks> PlainJob<F, H> {
+    /// The job for `f` wrapped in `hooks`: one allocation.
+    pub(crate) fn job(f: F, hooks: H) -> Job {
+        Job::new(PlainJob(f, hooks))
+    }
+
     /// Takes the closure back out of a job built as `PlainJob<F, H>`.
     pub(crate) fn recover(job: Job) -> F {
-        match job.into_any().downcast::<PlainJob<F, H>>() {
-            Ok(job) => job.0,
-            Err(_) => unreachable!("a job is recovered only as the type it was built with"),
-        }
+        job.recover::<PlainJob<F, H>>().0
     }
 }
 
@@ -129,34 +130,12 @@ const RUNNING: usize = 1;
 const DONE: usize = 2;
 const CANCELLED: usize = 3;
 
-/// The state a job and its handle share.
-///
-/// `state` moves QUEUED → RUNNING → DONE, or QUEUED → CANCELLED; exactly one party wins the
-/// move out of QUEUED (the runner or a canceller), so a task either runs once or never.
-/// `slot` holds the outcome until the handle takes it, and the waker of an awaiting future.
-pub(crate) struct TaskCell<T> {
-    state: AtomicUsize,
-    slot: Mutex<Slot<T>>,
-    done: Condvar,
-}
-
 struct Slot<T> {
     outcome: Option<Result<T, TaskError>>,
     waker: Option<Waker>,
 }
 
 impl<T> TaskCell<T> {
-    fn new() -> Self {
-        Self {
-            state: AtomicUsize::new(QUEUED),
-            slot: Mutex::new(Slot {
-                outcome: None,
-                waker: None,
-            }),
-            done: Condvar::new(),
-        }
-    }
-
     fn finish(&self, outcome: Result<T, TaskError>, state: usize) {
         let waker = {
             let mut slot = self.slot.lock();
@@ -185,12 +164,8 @@ impl<T> TaskCell<T> {
     }
 }
 
-/// Work with a handle: the closure, the cell it reports to, and its scheduler's hooks.
-pub(crate) struct HandleJob<F, T, H = ()> {
-    f: F,
-    cell: Arc<TaskCell<T>>,
-    hooks: H,
-}
+/// Work with a handle: the closure and the cell it reports to share one allocation.
+pub(crate) struct HandleJob<F, T, H = ()>(PhantomData<fn(F, H) -> T>);
 
 impl<F, T> HandleJob<F, T, ()>
 where
@@ -198,7 +173,7 @@ where
     T: Send + 'static,
 {
     /// Builds the job and the handle that observes it.
-    pub(crate) fn new(f: F) -> (Self, TaskHandle<T>) {
+    pub(crate) fn job(f: F) -> (Job, TaskHandle<T>) {
         Self::with_hooks(f, ())
     }
 }
@@ -210,74 +185,50 @@ where
     H: RunHooks,
 {
     /// Builds the job, wrapped in `hooks`, and the handle that observes it.
-    pub(crate) fn with_hooks(f: F, hooks: H) -> (Self, TaskHandle<T>) {
-        let cell = Arc::new(TaskCell::new());
-        (
-            Self {
-                f,
-                cell: cell.clone(),
-                hooks,
-            },
-            TaskHandle { cell },
-        )
+    pub(crate) fn with_hooks(f: F, hooks: H) -> (Job, TaskHandle<T>) {
+        let (job, cell) = Job::with_cell(f, hooks);
+        (job, TaskHandle { cell })
     }
 
-    /// Takes the closure back out of a job built as `HandleJob<F, T, H>`.
+    /// Takes the closure back out of a job built as `HandleJob<F, T, H>`; the handle, if still
+    /// held, yields [`TaskError::Cancelled`].
     pub(crate) fn recover(job: Job) -> F {
-        match job.into_any().downcast::<HandleJob<F, T, H>>() {
-            Ok(job) => job.f,
-            Err(_) => unreachable!("a job is recovered only as the type it was built with"),
-        }
+        job.recover_with_cell::<F, T, H>()
     }
 }
 
-impl<F, T, H> Runnable for HandleJob<F, T, H>
+/// The body of a job with a cell: run `f` unless the handle cancelled it first, and publish.
+fn run_with_cell<F, T, H>(f: F, mut hooks: H, cell: &TaskCell<T>) -> RunOutcome
 where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
+    F: FnOnce() -> T,
     H: RunHooks,
 {
-    fn run(self: Box<Self>) -> RunOutcome {
-        let HandleJob { f, cell, mut hooks } = *self;
-        if cell
-            .state
-            .compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            hooks.discard();
-            return RunOutcome::Skipped;
-        }
-        if !hooks.begin() {
-            cell.finish(Err(TaskError::Cancelled), CANCELLED);
-            return RunOutcome::Skipped;
-        }
-        let result = catch_unwind(AssertUnwindSafe(f));
-        // The scheduler's bookkeeping ends before the value is published, so a caller that
-        // joined the handle sees the scheduler already past this task.
-        hooks.end();
-        match result {
-            Ok(value) => {
-                cell.finish(Ok(value), DONE);
-                RunOutcome::Completed
-            }
-            Err(payload) => {
-                let message = panic_message(&*payload);
-                cell.finish(Err(TaskError::Panicked(message.clone())), DONE);
-                RunOutcome::Panicked(message)
-            }
-        }
-    }
-
-    fn cancel(self: Box<Self>) {
-        let HandleJob {
-            cell, mut hooks, ..
-        } = *self;
-        cell.try_cancel();
+    if cell
+        .state
+        .compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
         hooks.discard();
+        return RunOutcome::Skipped;
     }
-
-    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
-        self
+    if !hooks.begin() {
+        cell.finish(Err(TaskError::Cancelled), CANCELLED);
+        return RunOutcome::Skipped;
+    }
+    let result = catch_unwind(AssertUnwindSafe(f));
+    // The scheduler's bookkeeping ends before the value is published, so a caller that
+    // joined the handle sees the scheduler already past this task.
+    hooks.end();
+    match result {
+        Ok(value) => {
+            cell.finish(Ok(value), DONE);
+            RunOutcome::Completed
+        }
+        Err(payload) => {
+            let message = panic_message(&*payload);
+            cell.finish(Err(TaskError::Panicked(message.clone())), DONE);
+            RunOutcome::Panicked(message)
+        }
     }
 }
 
@@ -285,22 +236,19 @@ where
 /// whoever drives the work starts it, then completes it exactly once.
 pub(crate) struct Completer<T> {
     /// `None` once the outcome is published.
-    cell: Option<Arc<TaskCell<T>>>,
+    cell: Option<CellRef<T>>,
+}
+
+impl<T: Send + 'static> Completer<T> {
+    /// A new pending task: the completer and the handle that observes it.
+    pub(crate) fn new() -> (Self, TaskHandle<T>) {
+        let (mine, theirs) = CellRef::new_pair();
+        (Completer { cell: Some(mine) }, TaskHandle { cell: theirs })
+    }
 }
 
 impl<T> Completer<T> {
-    /// A new pending task: the completer and the handle that observes it.
-    pub(crate) fn new() -> (Self, TaskHandle<T>) {
-        let cell = Arc::new(TaskCell::new());
-        (
-            Completer {
-                cell: Some(cell.clone()),
-            },
-            TaskHandle { cell },
-        )
-    }
-
-    fn cell(&self) -> &Arc<TaskCell<T>> {
+    fn cell(&self) -> &CellRef<T> {
         self.cell
             .as_ref()
             .expect("a completer is used only before it completes")
@@ -365,7 +313,7 @@ impl<T> Drop for Completer<T> {
 /// assert_eq!(handle.join(), Ok(42));
 /// ```
 pub struct TaskHandle<T> {
-    cell: Arc<TaskCell<T>>,
+    cell: CellRef<T>,
 }
 
 impl<T> TaskHandle<T> {
@@ -474,7 +422,7 @@ mod tests {
 
     #[test]
     fn plain_job_reports_a_panic_with_its_message() {
-        let job: Job = Box::new(PlainJob(|| panic!("boom"), ()));
+        let job = PlainJob::job(|| panic!("boom"), ());
         match job.run() {
             RunOutcome::Panicked(message) => assert_eq!(message, "boom"),
             other => panic!("unexpected outcome {other:?}"),
@@ -483,25 +431,25 @@ mod tests {
 
     #[test]
     fn handle_job_delivers_its_value() {
-        let (job, handle) = HandleJob::new(|| 5);
-        assert!(matches!(Box::new(job).run(), RunOutcome::Completed));
+        let (job, handle) = HandleJob::job(|| 5);
+        assert!(matches!(job.run(), RunOutcome::Completed));
         assert!(handle.is_finished());
         assert_eq!(handle.join(), Ok(5));
     }
 
     #[test]
     fn cancelled_handle_job_is_skipped_and_never_runs() {
-        let (job, handle) = HandleJob::new(|| -> u8 { panic!("must not run") });
+        let (job, handle) = HandleJob::job(|| -> u8 { panic!("must not run") });
         assert!(handle.cancel());
         assert!(!handle.cancel(), "a second cancel does nothing");
-        assert!(matches!(Box::new(job).run(), RunOutcome::Skipped));
+        assert!(matches!(job.run(), RunOutcome::Skipped));
         assert_eq!(handle.join(), Err(TaskError::Cancelled));
     }
 
     #[test]
     fn cancel_after_start_is_refused() {
-        let (job, handle) = HandleJob::new(|| 1);
-        assert!(matches!(Box::new(job).run(), RunOutcome::Completed));
+        let (job, handle) = HandleJob::job(|| 1);
+        assert!(matches!(job.run(), RunOutcome::Completed));
         assert!(!handle.cancel());
         assert_eq!(handle.join(), Ok(1));
     }
@@ -511,13 +459,37 @@ mod tests {
         fn nine() -> u32 {
             9
         }
-        let (job, _handle) = HandleJob::new(nine as fn() -> u32);
-        let f = HandleJob::<fn() -> u32, u32>::recover(Box::new(job));
+        let (job, handle) = HandleJob::job(nine as fn() -> u32);
+        let f = HandleJob::<fn() -> u32, u32>::recover(job);
         assert_eq!(f(), 9);
+        assert_eq!(
+            handle.join(),
+            Err(TaskError::Cancelled),
+            "a recovered job never runs"
+        );
 
-        fn noop() {}
-        let plain: Job = Box::new(PlainJob(noop as fn(), ()));
-        let f: fn() = PlainJob::<fn()>::recover(plain);
-        assert_eq!(f as usize, noop as fn() as usize);
+        fn round_trip<F: FnOnce() + Send + 'static>(f: F) -> F {
+            PlainJob::<F>::recover(PlainJob::job(f, ()))
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let f = round_trip(move || tx.send(7).unwrap());
+        f();
+        assert_eq!(rx.recv(), Ok(7));
+    }
+
+    #[test]
+    fn job_and_handle_on_different_threads() {
+        for _ in 0..8 {
+            let (job, handle) = HandleJob::job(|| vec![1u8, 2, 3]);
+            let runner = std::thread::spawn(move || job.run());
+            assert_eq!(handle.join(), Ok(vec![1, 2, 3]));
+            assert!(matches!(runner.join().unwrap(), RunOutcome::Completed));
+
+            let (job, handle) = HandleJob::job(|| 1u8);
+            let canceller = std::thread::spawn(move || handle.cancel());
+            let outcome = job.run();
+            let cancelled = canceller.join().unwrap();
+            assert_eq!(cancelled, matches!(outcome, RunOutcome::Skipped));
+        }
     }
 }

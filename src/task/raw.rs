@@ -1,0 +1,491 @@
+//! The memory behind jobs and handles: the only module of the crate with `unsafe` code.
+//!
+//! A [`Job`] is one pointer to a heap block that starts with a [`Header`] naming the block's
+//! vtable. Two kinds of blocks exist:
+//!
+//! - `Boxed<R>`: the header and a [`Runnable`] value. The job owns the block alone; running,
+//!   cancelling, dropping or recovering the job frees it.
+//! - `WithCell<F, T, H>`: a [`TaskCell<T>`] (header first) followed by the closure and its
+//!   hooks. The job and the [`CellRef<T>`] inside the task's handle share the block through the
+//!   cell's reference count, so a task with a handle costs one allocation, and the block is
+//!   freed by whichever side lets go last. Completers use a block with a cell alone
+//!   (`CellRef::new_pair`).
+//!
+//! Invariants (see `README.md` beside this file):
+//! 1. The header is written once, before the block is shared, and only read afterwards.
+//! 2. The closure part of a `WithCell` block is touched only by the one `Job` that owns it, and
+//!    taken out exactly once: by `run`, `cancel`, `recover` or the job's `Drop`, each of which
+//!    consumes the job. It is `ManuallyDrop`, so freeing the block never drops it again.
+//! 3. `refs` counts the `Job` (while it exists) and every `CellRef`; the decrement that reaches
+//!    zero (`AcqRel`, so every earlier use of the block happens before) frees the block.
+
+#![allow(unsafe_code)]
+
+use std::any::TypeId;
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::ops::Deref;
+use std::ptr::NonNull;
+
+use crate::loom::{AtomicUsize, Condvar, Mutex, Ordering};
+
+use super::{QUEUED, RunHooks, RunOutcome, Runnable, Slot};
+
+/// The first field of every block: how to run, cancel, drop, identify and free it.
+#[repr(C)]
+pub(crate) struct Header {
+    vtable: &'static VTable,
+}
+
+struct VTable {
+    /// Consumes the job: runs it (or skips it when cancelled) and lets go of the block.
+    run: unsafe fn(NonNull<Header>) -> RunOutcome,
+    /// Consumes the job without running it; a handle yields `Cancelled`.
+    cancel: unsafe fn(NonNull<Header>),
+    /// Consumes the job when it is dropped unrun: drops its contents, a handle yields
+    /// `Cancelled`.
+    drop_job: unsafe fn(NonNull<Header>),
+    /// The block's type, so that a job is recovered only as what it was built as.
+    type_id: fn() -> TypeId,
+    /// Frees a cell block once its last reference is gone (unused for `Boxed` blocks).
+    dealloc: unsafe fn(NonNull<Header>),
+}
+
+/// A unit of work as the pool holds it: one pointer wide, `Send`, consumed exactly once.
+pub(crate) struct Job {
+    ptr: NonNull<Header>,
+}
+
+// SAFETY: a job's contents are `Send` (`Runnable: Send`, and `F`, `H`, `T: Send` for cell
+// blocks), the job part is reached only through this one value, and the cell part is `Sync`.
+unsafe impl Send for Job {}
+
+impl Job {
+    /// Boxes `job` (one allocation).
+    pub(crate) fn new<R: Runnable>(job: R) -> Job {
+        let block = Box::new(Boxed {
+            header: Header {
+                vtable: Boxed::<R>::VTABLE,
+            },
+            job,
+        });
+        Job {
+            ptr: NonNull::from(Box::leak(block)).cast(),
+        }
+    }
+
+    fn vtable(&self) -> &'static VTable {
+        // SAFETY: the block lives while the job does (invariant 3) and its header is never
+        // written after construction (invariant 1).
+        unsafe { self.ptr.as_ref().vtable }
+    }
+
+    fn into_raw(self) -> NonNull<Header> {
+        ManuallyDrop::new(self).ptr
+    }
+
+    /// Runs the job on the current thread, catching panics.
+    pub(crate) fn run(self) -> RunOutcome {
+        let run = self.vtable().run;
+        // SAFETY: `into_raw` gives up this job's ownership to `run`, which consumes it.
+        unsafe { run(self.into_raw()) }
+    }
+
+    /// Drops the job without running it; its handle (if any) yields `Cancelled`.
+    pub(crate) fn cancel(self) {
+        let cancel = self.vtable().cancel;
+        // SAFETY: as in `run`.
+        unsafe { cancel(self.into_raw()) }
+    }
+
+    fn is<B: 'static>(&self) -> bool {
+        (self.vtable().type_id)() == TypeId::of::<B>()
+    }
+
+    /// Takes the value back out of a job built by [`Job::new`] with an `R`.
+    ///
+    /// # Panics
+    /// If the job was built from anything else (a bug in the caller).
+    pub(crate) fn recover<R: Runnable>(self) -> R {
+        assert!(
+            self.is::<Boxed<R>>(),
+            "a job is recovered only as the type it was built with"
+        );
+        // SAFETY: the block is a `Boxed<R>` (checked above) and the job is consumed.
+        unsafe { Boxed::<R>::take(self.into_raw()) }
+    }
+
+    /// Builds a job that runs `f` wrapped in `hooks` and reports to a cell, and the reference
+    /// to that cell (one allocation for both).
+    pub(crate) fn with_cell<F, T, H>(f: F, hooks: H) -> (Job, CellRef<T>)
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+        H: RunHooks,
+    {
+        let block = Box::new(WithCell {
+            cell: TaskCell::<T>::new(WithCell::<F, T, H>::VTABLE, 2),
+            work: UnsafeCell::new(ManuallyDrop::new((f, hooks))),
+        });
+        let ptr = NonNull::from(Box::leak(block));
+        (
+            Job { ptr: ptr.cast() },
+            CellRef {
+                ptr: ptr.cast(),
+                _owns: PhantomData,
+            },
+        )
+    }
+
+    /// Takes the closure back out of a job built by [`Job::with_cell`] with these types; the
+    /// cell is marked cancelled, so a handle still held yields `Cancelled`.
+    ///
+    /// # Panics
+    /// If the job was built from anything else (a bug in the caller).
+    pub(crate) fn recover_with_cell<F, T, H>(self) -> F
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+        H: RunHooks,
+    {
+        assert!(
+            self.is::<WithCell<F, T, H>>(),
+            "a job is recovered only as the type it was built with"
+        );
+        // SAFETY: the block is a `WithCell<F, T, H>` (checked above) and the job is consumed.
+        let (f, hooks, cell) = unsafe { WithCell::<F, T, H>::take(self.into_raw()) };
+        drop(hooks);
+        cell.try_cancel();
+        f
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        let drop_job = self.vtable().drop_job;
+        // SAFETY: the job is being dropped, so nothing uses `self.ptr` after this call.
+        unsafe { drop_job(self.ptr) }
+    }
+}
+
+impl fmt::Debug for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Job").finish_non_exhaustive()
+    }
+}
+
+/// A job without a cell.
+#[repr(C)]
+struct Boxed<R> {
+    header: Header,
+    job: R,
+}
+
+impl<R: Runnable> Boxed<R> {
+    const VTABLE: &'static VTable = &VTable {
+        run: Self::run,
+        cancel: Self::cancel,
+        drop_job: Self::drop_job,
+        type_id: TypeId::of::<Self>,
+        dealloc: never_dealloc,
+    };
+
+    /// # Safety
+    /// `ptr` is a consumed job whose block is a `Boxed<R>`.
+    unsafe fn take(ptr: NonNull<Header>) -> R {
+        // SAFETY: the block was leaked from a `Box<Boxed<R>>` in `Job::new` and is owned
+        // by the consumed job alone.
+        let block = unsafe { Box::from_raw(ptr.cast::<Self>().as_ptr()) };
+        block.job
+    }
+
+    unsafe fn run(ptr: NonNull<Header>) -> RunOutcome {
+        // SAFETY: the vtable is this type's, so the block is a `Boxed<R>`; the caller consumed
+        // the job.
+        unsafe { Self::take(ptr) }.run()
+    }
+
+    unsafe fn cancel(ptr: NonNull<Header>) {
+        // SAFETY: as in `run`.
+        unsafe { Self::take(ptr) }.cancel();
+    }
+
+    unsafe fn drop_job(ptr: NonNull<Header>) {
+        // SAFETY: as in `run`.
+        drop(unsafe { Self::take(ptr) });
+    }
+}
+
+/// `Boxed` blocks are freed by their job, never through a reference count.
+unsafe fn never_dealloc(_: NonNull<Header>) {
+    unreachable!("a boxed job has no cell references")
+}
+
+/// The state a task and its handle share, at the start of its block.
+///
+/// `state` moves QUEUED → RUNNING → DONE, or QUEUED → CANCELLED; exactly one party wins the
+/// move out of QUEUED (the runner or a canceller), so a task either runs once or never.
+/// `slot` holds the outcome until the handle takes it, and the waker of an awaiting future.
+#[repr(C)]
+pub(crate) struct TaskCell<T> {
+    header: Header,
+    refs: AtomicUsize,
+    pub(super) state: AtomicUsize,
+    pub(super) slot: Mutex<Slot<T>>,
+    pub(super) done: Condvar,
+}
+
+impl<T> TaskCell<T> {
+    fn new(vtable: &'static VTable, refs: usize) -> Self {
+        Self {
+            header: Header { vtable },
+            refs: AtomicUsize::new(refs),
+            state: AtomicUsize::new(QUEUED),
+            slot: Mutex::new(Slot {
+                outcome: None,
+                waker: None,
+            }),
+            done: Condvar::new(),
+        }
+    }
+}
+
+/// A counted reference to a [`TaskCell`] (what `Arc<TaskCell<T>>` would be, sharing the
+/// block with the job).
+pub(crate) struct CellRef<T> {
+    ptr: NonNull<TaskCell<T>>,
+    _owns: PhantomData<TaskCell<T>>,
+}
+
+// SAFETY: `CellRef<T>` gives shared access to a `TaskCell<T>`, whose fields are atomics and a
+// lock around `Slot<T>`: sending or sharing it is sound when `T: Send`, as for `Arc`.
+unsafe impl<T: Send> Send for CellRef<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for CellRef<T> {}
+
+impl<T: Send + 'static> CellRef<T> {
+    /// A cell without a job, and two references to it (for a completer and its handle).
+    pub(crate) fn new_pair() -> (CellRef<T>, CellRef<T>) {
+        let block = Box::new(TaskCell::<T>::new(Self::BARE, 2));
+        let ptr = NonNull::from(Box::leak(block));
+        let first = CellRef {
+            ptr,
+            _owns: PhantomData,
+        };
+        let second = CellRef {
+            ptr,
+            _owns: PhantomData,
+        };
+        (first, second)
+    }
+
+    const BARE: &'static VTable = &VTable {
+        run: never_run,
+        cancel: never_consume,
+        drop_job: never_consume,
+        type_id: TypeId::of::<TaskCell<T>>,
+        dealloc: Self::dealloc_bare,
+    };
+
+    unsafe fn dealloc_bare(ptr: NonNull<Header>) {
+        // SAFETY: called once, by the last reference, on a block leaked from a
+        // `Box<TaskCell<T>>` in `new_pair`.
+        drop(unsafe { Box::from_raw(ptr.cast::<TaskCell<T>>().as_ptr()) });
+    }
+}
+
+/// A bare cell is never turned into a job.
+unsafe fn never_run(_: NonNull<Header>) -> RunOutcome {
+    unreachable!("a bare task cell is never a job")
+}
+
+/// A bare cell is never turned into a job.
+unsafe fn never_consume(_: NonNull<Header>) {
+    unreachable!("a bare task cell is never a job")
+}
+
+impl<T> Deref for CellRef<T> {
+    type Target = TaskCell<T>;
+
+    fn deref(&self) -> &TaskCell<T> {
+        // SAFETY: this reference keeps the block alive (invariant 3).
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<T> Drop for CellRef<T> {
+    fn drop(&mut self) {
+        if self.refs.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let dealloc = self.header.vtable.dealloc;
+            // SAFETY: this was the last reference (job included), so no one uses the block
+            // after this; `AcqRel` ordered every earlier use before the free.
+            unsafe { dealloc(self.ptr.cast()) }
+        }
+    }
+}
+
+/// A job with a cell: the closure and its hooks after the cell, in one block.
+#[repr(C)]
+struct WithCell<F, T, H> {
+    cell: TaskCell<T>,
+    /// Owned by the job (invariant 2).
+    work: UnsafeCell<ManuallyDrop<(F, H)>>,
+}
+
+impl<F, T, H> WithCell<F, T, H>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+    H: RunHooks,
+{
+    const VTABLE: &'static VTable = &VTable {
+        run: Self::run,
+        cancel: Self::cancel,
+        drop_job: Self::drop_job,
+        type_id: TypeId::of::<Self>,
+        dealloc: Self::dealloc,
+    };
+
+    /// Takes the closure and hooks out, and turns the job's share of the block into a
+    /// `CellRef` that lets go of it when dropped.
+    ///
+    /// # Safety
+    /// `ptr` is a consumed job whose block is a `WithCell<F, T, H>`.
+    unsafe fn take(ptr: NonNull<Header>) -> (F, H, CellRef<T>) {
+        let block = ptr.cast::<Self>();
+        // SAFETY: the job kept its reference, so the block is alive; the closure part is the
+        // consumed job's alone and still holds its value (invariant 2).
+        let (f, hooks) = unsafe { ManuallyDrop::take(&mut *(*block.as_ptr()).work.get()) };
+        let cell = CellRef {
+            ptr: block.cast(),
+            _owns: PhantomData,
+        };
+        (f, hooks, cell)
+    }
+
+    unsafe fn run(ptr: NonNull<Header>) -> RunOutcome {
+        // SAFETY: the vtable is this type's; the caller consumed the job.
+        let (f, hooks, cell) = unsafe { Self::take(ptr) };
+        super::run_with_cell(f, hooks, &cell)
+    }
+
+    unsafe fn cancel(ptr: NonNull<Header>) {
+        // SAFETY: as in `run`.
+        let (f, mut hooks, cell) = unsafe { Self::take(ptr) };
+        drop(f);
+        cell.try_cancel();
+        hooks.discard();
+    }
+
+    unsafe fn drop_job(ptr: NonNull<Header>) {
+        // SAFETY: as in `run`.
+        let (f, hooks, cell) = unsafe { Self::take(ptr) };
+        drop(f);
+        drop(hooks);
+        cell.try_cancel();
+    }
+
+    unsafe fn dealloc(ptr: NonNull<Header>) {
+        // SAFETY: called once, by the last reference, on a block leaked from a `Box<Self>` in
+        // `Job::with_cell`; the `ManuallyDrop` closure part was taken already.
+        drop(unsafe { Box::from_raw(ptr.cast::<Self>().as_ptr()) });
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_is_one_pointer_wide() {
+        assert_eq!(size_of::<Job>(), size_of::<usize>());
+        assert_eq!(size_of::<Option<Job>>(), size_of::<usize>());
+    }
+
+    #[test]
+    fn dropping_an_unrun_job_drops_its_closure_once() {
+        let witness = std::sync::Arc::new(());
+        let held = witness.clone();
+        let job = Job::new(super::super::PlainJob(move || drop(held), ()));
+        assert_eq!(std::sync::Arc::strong_count(&witness), 2);
+        drop(job);
+        assert_eq!(std::sync::Arc::strong_count(&witness), 1);
+
+        let held = witness.clone();
+        let (job, cell) = Job::with_cell(move || drop(held), ());
+        drop(job);
+        assert_eq!(std::sync::Arc::strong_count(&witness), 1);
+        assert_eq!(cell.state.load(Ordering::Acquire), super::super::CANCELLED);
+    }
+
+    #[test]
+    fn the_block_outlives_whichever_side_lets_go_first() {
+        let (job, cell) = Job::with_cell(|| String::from("kept"), ());
+        drop(cell);
+        assert!(matches!(job.run(), RunOutcome::Completed));
+
+        let (job, cell) = Job::with_cell(|| String::from("kept"), ());
+        assert!(matches!(job.run(), RunOutcome::Completed));
+        assert_eq!(
+            cell.slot.lock().outcome.take(),
+            Some(Ok(String::from("kept")))
+        );
+    }
+}
+
+/// loom models of the shared block: one party wins QUEUED, the outcome reaches the handle, and
+/// the block is freed once whichever side lets go last. Run with
+/// `RUSTFLAGS="--cfg loom" cargo test --release --lib loom`.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::super::{HandleJob, RunOutcome, TaskError};
+    use crate::loom::thread;
+
+    /// A cancel racing the run: exactly one wins, and the handle reports the winner.
+    #[test]
+    fn loom_run_and_cancel_race() {
+        loom::model(|| {
+            let (job, handle) = HandleJob::job(|| 5u8);
+            let runner = thread::spawn(move || job.run());
+            let cancelled = handle.cancel();
+            let outcome = runner.join().unwrap();
+            assert_eq!(cancelled, matches!(outcome, RunOutcome::Skipped));
+            let expected = if cancelled {
+                Err(TaskError::Cancelled)
+            } else {
+                Ok(5)
+            };
+            assert_eq!(handle.join(), expected);
+        });
+    }
+
+    /// The handle dropped while the job runs: the value is dropped with the block, once.
+    #[test]
+    fn loom_handle_dropped_during_the_run() {
+        loom::model(|| {
+            let witness = std::sync::Arc::new(());
+            let held = witness.clone();
+            let (job, handle) = HandleJob::job(move || held);
+            let runner = thread::spawn(move || {
+                assert!(matches!(job.run(), RunOutcome::Completed));
+            });
+            drop(handle);
+            runner.join().unwrap();
+            assert_eq!(std::sync::Arc::strong_count(&witness), 1);
+        });
+    }
+
+    /// A job dropped unrun on another thread while the handle waits: the handle wakes with
+    /// `Cancelled`.
+    #[test]
+    fn loom_job_dropped_unrun_wakes_the_joiner() {
+        loom::model(|| {
+            let (job, handle) = HandleJob::job(|| 1u8);
+            let dropper = thread::spawn(move || drop(job));
+            assert_eq!(handle.join(), Err(TaskError::Cancelled));
+            dropper.join().unwrap();
+        });
+    }
+}
