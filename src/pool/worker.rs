@@ -113,6 +113,51 @@ const SEARCH_BACKOFF: bool = !cfg!(loom);
 /// instead of parking is found by the next task without a wake-up (a futex call on both sides).
 const SEARCH_YIELDS: usize = 64;
 
+/// How many idle workers of one pool may back off (spin, then yield) at once: one per core.
+/// The others search once and park. An elastic pool may hold thousands of idle threads on a few
+/// cores; if each of them yielded its way through the back-off, they would take the cores from
+/// the threads running tasks (measured: see README.md here). Tokio bounds its searching workers
+/// the same way (to half its workers); one per core keeps a small pool's hand-offs free of
+/// wake-ups, as `spawn_many_remote` needs.
+fn backoff_limit() -> usize {
+    static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| num_cpus::get().max(1))
+}
+
+/// A yield outside loom; under loom, the shim's spin hint (itself a yield there).
+fn yield_hint() {
+    if SEARCH_BACKOFF {
+        std::thread::yield_now();
+    } else {
+        crate::loom::spin_hint();
+    }
+}
+
+/// A worker's right to back off before parking; given back when dropped.
+struct BackoffSlot<'a>(&'a Shared);
+
+impl<'a> BackoffSlot<'a> {
+    fn take(shared: &'a Shared) -> Option<Self> {
+        if !SEARCH_BACKOFF {
+            return None;
+        }
+        let limit = backoff_limit();
+        shared
+            .backing_off
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| BackoffSlot(shared))
+    }
+}
+
+impl Drop for BackoffSlot<'_> {
+    fn drop(&mut self) {
+        self.0.backing_off.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// How long a thread that cannot retire parks before it looks again (it is woken long before
 /// by any task; the bound only keeps the wait finite).
 const PARK_WITHOUT_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -121,21 +166,20 @@ const PARK_WITHOUT_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_s
 /// shutdown once nothing is pending.
 fn idle_search(shared: &Arc<Shared>, local: &Local<Job>, seq: usize, me: &Arc<Sleeper>) -> Found {
     loop {
-        let backoff = Backoff::new();
-        while SEARCH_BACKOFF && !backoff.is_completed() {
-            if let Some(job) = shared.find_task(local, seq) {
-                return Found::Task(job);
+        if let Some(_slot) = BackoffSlot::take(shared) {
+            let backoff = Backoff::new();
+            while !backoff.is_completed() {
+                if let Some(job) = shared.find_task(local, seq) {
+                    return Found::Task(job);
+                }
+                backoff.snooze();
             }
-            backoff.snooze();
-        }
-        for _ in 0..SEARCH_YIELDS {
-            if !SEARCH_BACKOFF {
-                break;
+            for _ in 0..SEARCH_YIELDS {
+                if let Some(job) = shared.find_task(local, seq) {
+                    return Found::Task(job);
+                }
+                std::thread::yield_now();
             }
-            if let Some(job) = shared.find_task(local, seq) {
-                return Found::Task(job);
-            }
-            std::thread::yield_now();
         }
         if let Some(job) = shared.find_task(local, seq) {
             return Found::Task(job);
@@ -158,8 +202,9 @@ fn idle_search(shared: &Arc<Shared>, local: &Local<Job>, seq: usize, me: &Arc<Sl
         };
         match shared.sleep.sleep(&shared.state, me, timeout) {
             Wake::Notified => {}
-            // a task is pending but was not found: its push is in flight
-            Wake::Refused => crate::loom::spin_hint(),
+            // A task is pending but was not found: its push is in flight. Its submitter may
+            // have been preempted between counting and pushing, so give it the core.
+            Wake::Refused => yield_hint(),
             Wake::TimedOut => {
                 if shared.try_retire() {
                     return Found::Exit { retired: true };
