@@ -72,6 +72,41 @@ fn cpu_ticks() -> (u64, u64) {
     (get(14), get(15))
 }
 
+/// CPU time of the calling thread, in ns (`/proc/thread-self/schedstat`).
+fn thread_cpu_ns() -> u64 {
+    schedstat(0)
+}
+
+/// Field `i` of `/proc/thread-self/schedstat`: 0 = on CPU, 1 = waiting on a run queue (ns).
+fn schedstat(i: usize) -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(i).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// (voluntary, involuntary) context switches of the calling thread.
+fn ctxt_switches() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/thread-self/status").unwrap_or_default();
+    let get = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (
+        get("voluntary_ctxt_switches:"),
+        get("nonvoluntary_ctxt_switches:"),
+    )
+}
+
+thread_local! {
+    /// (submit loop wall time, submit loop CPU time) of the last run on this thread.
+    static SUBMIT: std::cell::Cell<(Duration, Duration)> = const { std::cell::Cell::new((Duration::ZERO, Duration::ZERO)) };
+}
+
 fn run_flow(svc: &SchedulerService, policy: ProactorPolicy, n: usize, iters: u64) -> Duration {
     let (latch, done) = Latch::new(n);
     let start = Instant::now();
@@ -88,9 +123,28 @@ fn run_flow(svc: &SchedulerService, policy: ProactorPolicy, n: usize, iters: u64
             latch.count_down();
         })
         .build();
+    let cpu0 = thread_cpu_ns();
+    let wait0 = schedstat(1);
+    let (v0, i0) = ctxt_switches();
     for i in 0..n {
         drop(flow.run(i).expect("flow run accepted"));
     }
+    let submit = (
+        start.elapsed(),
+        Duration::from_nanos(thread_cpu_ns() - cpu0),
+    );
+    let (v1, i1) = ctxt_switches();
+    if std::env::var("PROBE_MAIN").is_ok() {
+        println!(
+            "main: submit {:.1} ms, on cpu {:.1} ms, runqueue wait {:.1} ms, voluntary cs {}, involuntary cs {}",
+            submit.0.as_secs_f64() * 1e3,
+            submit.1.as_secs_f64() * 1e3,
+            (schedstat(1) - wait0) as f64 / 1e6,
+            v1 - v0,
+            i1 - i0
+        );
+    }
+    SUBMIT.with(|s| s.set(submit));
     done.recv().unwrap();
     start.elapsed()
 }
@@ -152,6 +206,9 @@ fn main() {
                 let (latch, done) = Latch::new(n);
                 let (u0, s0) = cpu_ticks();
                 let start = Instant::now();
+                let cpu0 = thread_cpu_ns();
+                let wait0 = schedstat(1);
+                let (v0, i0) = ctxt_switches();
                 for i in 0..n {
                     let latch = latch.clone();
                     tp64.execute(move || {
@@ -160,6 +217,17 @@ fn main() {
                         log_line(i, h);
                         latch.count_down();
                     });
+                }
+                let (v1, i1) = ctxt_switches();
+                if std::env::var("PROBE_MAIN").is_ok() {
+                    println!(
+                        "main tp64: submit {:.1} ms, on cpu {:.1} ms, runqueue wait {:.1} ms, voluntary cs {}, involuntary cs {}",
+                        start.elapsed().as_secs_f64() * 1e3,
+                        (thread_cpu_ns() - cpu0) as f64 / 1e6,
+                        (schedstat(1) - wait0) as f64 / 1e6,
+                        v1 - v0,
+                        i1 - i0
+                    );
                 }
                 done.recv().unwrap();
                 let t = start.elapsed().as_secs_f64() * 1e3;
@@ -196,12 +264,15 @@ fn main() {
                 - before.pools.iter().map(|p| p.waited).sum::<u64>();
             let caller_ran: u64 = m.pools.iter().map(|p| p.caller_ran).sum::<u64>()
                 - before.pools.iter().map(|p| p.caller_ran).sum::<u64>();
+            let (sub_wall, sub_cpu) = SUBMIT.with(|s| s.get());
             v.times.push(t);
             v.lines.push(format!(
-                "r{round} {:<14} {t:7.1} ms  usr {:4} sys {:4} ticks  started {started:5}  peak {}  wakeups {wakeups}  waited {waited}  caller_ran {caller_ran}  hops sw {} el {}",
+                "r{round} {:<14} {t:7.1} ms  usr {:4} sys {:4} ticks  submit {:5.1} ms cpu {:5.1} ms  started {started:5}  peak {}  wakeups {wakeups}  waited {waited}  caller_ran {caller_ran}  hops sw {} el {}",
                 v.name,
                 u1 - u0,
                 s1 - s0,
+                sub_wall.as_secs_f64() * 1e3,
+                sub_cpu.as_secs_f64() * 1e3,
                 peak.join(","),
                 m.hops_switched - before.hops_switched,
                 m.hops_elided - before.hops_elided,
