@@ -59,6 +59,7 @@ pub use shutdown::ShutdownReport;
 use state::{EnqueueError, State};
 
 pub(crate) use state::{MAX_QUEUE, MAX_THREADS};
+pub(crate) use worker::take_top_job;
 
 /// A hook run on each pool thread when it starts or stops.
 pub type ThreadHook = std::sync::Arc<dyn Fn() + Send + Sync + 'static>;

@@ -5,7 +5,7 @@
 //! thread submitted to its own pool), then the shared injector, then — only while the admission
 //! word says a task is pending somewhere — the other workers' deques.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use crossbeam_utils::Backoff;
@@ -21,6 +21,36 @@ pub(crate) struct Context {
     pub(crate) shared: Arc<Shared>,
     pub(crate) local: Rc<Local<Job>>,
     pub(crate) seq: usize,
+    tail: Rc<Tail>,
+}
+
+/// What the worker loop and [`Shared::admit_as_tail`] share about the task running now.
+#[derive(Default)]
+struct Tail {
+    /// The address of the job the worker loop is running (0 between jobs), so that a job can
+    /// tell whether it is that job or one run inline inside it.
+    top: Cell<usize>,
+    /// Set when the running task handed a task to this pool as its last act and counted this
+    /// thread idle for it: after the task returns the worker is already idle.
+    turned_idle: Cell<bool>,
+}
+
+fn job_address(job: &Job) -> usize {
+    &**job as *const dyn crate::task::Runnable as *const () as usize
+}
+
+/// `true` if the calling thread is a worker running exactly the job at `address` as its
+/// top-level task (not inline inside another task). Asked once: the answer is `false` after.
+pub(crate) fn take_top_job(address: *const ()) -> bool {
+    with_current(|ctx| {
+        ctx.is_some_and(|ctx| {
+            let top = ctx.tail.top.get() == address as usize;
+            if top {
+                ctx.tail.top.set(0);
+            }
+            top
+        })
+    })
 }
 
 #[cfg(not(loom))]
@@ -42,23 +72,33 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Context>) -> R) -> R {
 /// `None` for a prestarted core thread, which the builder already counted as idle.
 pub(crate) fn run(shared: Arc<Shared>, first: Option<Job>, seq: usize, joinable: bool) {
     let local = Rc::new(Local::new());
+    let tail = Rc::new(Tail::default());
     shared.stealers.write().push((seq, local.stealer()));
     CURRENT.with(|current| {
         *current.borrow_mut() = Some(Context {
             shared: shared.clone(),
             local: local.clone(),
             seq,
+            tail: tail.clone(),
         })
     });
+    // Runs one job; returns `true` if the job handed a task to this pool as its tail and the
+    // worker is therefore idle already.
+    let run_top = |job: Job| {
+        tail.top.set(job_address(&job));
+        shared.run_job(job);
+        tail.top.set(0);
+        tail.turned_idle.replace(false)
+    };
     if let Some(hook) = &shared.hooks.on_thread_start {
         hook();
     }
 
     let sleeper = Arc::new(Sleeper::default());
-    let mut idle = first.is_none();
-    if let Some(job) = first {
-        shared.run_job(job);
-    }
+    let mut idle = match first {
+        Some(job) => run_top(job),
+        None => true,
+    };
     let retired = loop {
         if !idle {
             if let Some(job) = shared.find_task(&local, seq) {
@@ -66,7 +106,7 @@ pub(crate) fn run(shared: Arc<Shared>, first: Option<Job>, seq: usize, joinable:
                 if shared.spec.queue_size > 0 {
                     shared.signal_capacity();
                 }
-                shared.run_job(job);
+                idle = run_top(job);
                 continue;
             }
             shared.state.become_idle();
@@ -78,11 +118,10 @@ pub(crate) fn run(shared: Arc<Shared>, first: Option<Job>, seq: usize, joinable:
                 if shared.spec.queue_size > 0 {
                     shared.signal_capacity();
                 }
-                shared.run_job(job);
+                idle = run_top(job);
             }
             Found::Exit { retired } => break retired,
         }
-        idle = false;
     };
 
     if let Some(hook) = &shared.hooks.on_thread_stop {
@@ -247,6 +286,29 @@ impl Shared {
             }
         }
         None
+    }
+
+    /// Admits `job` as the last act of the task this thread runs for this pool: the thread
+    /// counts itself idle for the job ([`State::try_enqueue_as_idle`]) and pushes it to its own
+    /// deque, so the pool never grows (nor wakes a sleeper) for a task that the thread about to
+    /// finish can take. The caller must return from its task right after (a flow's hop at the end
+    /// of its step). Gives the job back when the calling thread is not a worker of this pool, has
+    /// already handed a task off in this task, or the pool is shutting down.
+    ///
+    /// [`State::try_enqueue_as_idle`]: super::state::State::try_enqueue_as_idle
+    pub(crate) fn admit_as_tail(this: &Arc<Self>, job: Job) -> Result<(), Job> {
+        with_current(|ctx| {
+            let Some(ctx) = ctx.filter(|ctx| Arc::ptr_eq(&ctx.shared, this)) else {
+                return Err(job);
+            };
+            if ctx.tail.turned_idle.get() || this.state.try_enqueue_as_idle().is_err() {
+                return Err(job);
+            }
+            this.counters.submitted.fetch_add(1, Ordering::Relaxed);
+            ctx.local.push(job);
+            ctx.tail.turned_idle.set(true);
+            Ok(())
+        })
     }
 
     /// Runs (or, after the grace period, cancels) one claimed job and counts the outcome.
