@@ -32,7 +32,9 @@ use crate::timer::Fire;
 pub enum ProactorPolicy {
     /// Mule's rule: the entry switches to the first step's pool; an IO or CPU_INTENSIVE step is
     /// dispatched to its pool; a CPU_LIGHT step runs in place on whatever thread finished the
-    /// previous step.
+    /// previous step. A step dispatched to the pool of the thread that finished the previous one
+    /// (UBER) is handed to that pool as the finishing task's tail: the pool takes it without
+    /// starting or waking a thread, and usually the finishing thread runs it.
     #[default]
     Mule,
     /// Like `Mule`, and also stays in place when the current thread's pool already serves the
@@ -119,6 +121,9 @@ struct FlowRun<O> {
     value: Box<dyn Any + Send>,
     done: Completer<O>,
     retries: u32,
+    /// Whether this run is the top-level task of the pool thread running it: its hop at the end
+    /// of a step is then the task's last act, and may go to the same pool as a tail hand-off.
+    tail: bool,
     _permit: Option<Permit>,
 }
 
@@ -186,16 +191,36 @@ impl<O: Send + 'static> FlowRun<O> {
     /// thread that may run the work inline (a CPU thread before a CPU_LIGHT step) runs it in
     /// place; any other thread (CPU threads, the timer) never blocks — the run is retried from the
     /// timer. A pool that is shut down cancels the flow.
-    fn dispatch(self) {
+    ///
+    /// A run that is its thread's top-level task, hopping to that thread's own pool (UBER, or an
+    /// IO step after an IO step), hands the step off as its tail
+    /// ([`Shared::admit_as_tail`](crate::pool::Shared::admit_as_tail)): the pool takes it
+    /// without growing or waking anyone, and the finishing thread (or a thief) runs it. Not under
+    /// `Always`, the policy whose point is a real switch at every step.
+    fn dispatch(mut self) {
         let entry = self.core.pool(self.core.steps[self.next].class).clone();
         let counters = &entry.shared().counters;
-        match entry.offer(Job::new(FlowJob { run: self }), Patience::Policy) {
+        let tail = std::mem::replace(&mut self.tail, false);
+        let hand_off = tail && self.core.policy != ProactorPolicy::Always;
+        let mut job = Job::new(FlowJob { run: self });
+        if hand_off {
+            match crate::pool::Shared::admit_as_tail(entry.shared(), job) {
+                Ok(()) => {
+                    counters.hops_switched.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Err(back) => job = back,
+            }
+        }
+        match entry.offer(job, Patience::Policy) {
             Offered::Accepted => {
                 counters.hops_switched.fetch_add(1, Ordering::Relaxed);
             }
             Offered::RunHere(job) => {
                 counters.hops_elided.fetch_add(1, Ordering::Relaxed);
-                FlowJob::<O>::recover(job).drive();
+                let mut run = FlowJob::<O>::recover(job);
+                run.tail = tail;
+                run.drive();
             }
             Offered::Refused(job, RejectKind::Busy) => FlowJob::<O>::recover(job).retry_later(),
             Offered::Refused(job, _) => FlowJob::<O>::recover(job)
@@ -236,16 +261,29 @@ impl<O: Send + 'static> FlowJob<O> {
 
 impl<O: Send + 'static> Runnable for FlowJob<O> {
     fn run(self) -> RunOutcome {
-        let run = self.run;
+        self.start(false)
+    }
+
+    /// Run by the worker loop itself (not inline inside another task): the flow's last hop may
+    /// then be a tail hand-off to this worker's pool.
+    fn run_top(self) -> RunOutcome {
+        self.start(true)
+    }
+
+    fn cancel(self) {
+        self.run.done.complete(Err(TaskError::Cancelled));
+    }
+}
+
+impl<O: Send + 'static> FlowJob<O> {
+    fn start(self, top: bool) -> RunOutcome {
+        let mut run = self.run;
+        run.tail = top;
         if run.done.is_cancelled() || !run.done.start() {
             return RunOutcome::Skipped;
         }
         run.drive();
         RunOutcome::Completed
-    }
-
-    fn cancel(self) {
-        self.run.done.complete(Err(TaskError::Cancelled));
     }
 }
 
@@ -361,6 +399,7 @@ impl<I: Send + 'static, O: Send + 'static> Flow<I, O> {
             value: Box::new(input),
             done,
             retries: 0,
+            tail: false,
             _permit: permit,
         };
         if core.steps.is_empty() {

@@ -140,3 +140,35 @@ fn loom_waiting_submitter_is_admitted_when_a_worker_frees() {
         assert_eq!(ran.load(Ordering::SeqCst), 2);
     });
 }
+
+/// A task handed off as a worker's tail (`admit_as_tail`: the worker counts itself idle for it)
+/// is run although the hand-off pool has no other thread, and shutdown, racing with it, accounts
+/// for both tasks. (With two workers the model exceeds loom's branch limit: the second worker
+/// spins on the pending count while the push is in flight.)
+#[test]
+fn loom_tail_hand_off_is_run() {
+    model(|| {
+        let pool = ThreadPool::builder().core_size(1).build().unwrap();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let (shared, r) = (pool.shared().clone(), ran.clone());
+        let outer = pool
+            .submit(move || {
+                let r2 = r.clone();
+                let tail = crate::task::PlainJob::job(
+                    move || {
+                        r2.fetch_add(1, Ordering::SeqCst);
+                    },
+                    (),
+                );
+                super::Shared::admit_as_tail(&shared, tail).is_ok()
+            })
+            .unwrap();
+        assert_eq!(outer.join(), Ok(true));
+        let report = pool.shutdown_timeout(Duration::from_secs(60));
+        assert_eq!(ran.load(Ordering::SeqCst), 1);
+        assert_eq!((report.completed, report.cancelled), (2, 0));
+        // the worker counted itself idle once, and left idle once
+        let state = pool.shared().state.load();
+        assert_eq!((state.idle(), state.pending()), (0, 0));
+    });
+}

@@ -202,6 +202,8 @@ pub(crate) struct Shared {
     /// Signalled (with `capacity_lock` held) when the pool may accept again: a worker became idle,
     /// a queued task was claimed, a thread exited, or shutdown began.
     capacity_signal: Condvar,
+    /// Idle workers in their search back-off now (bounded: see `worker.rs`).
+    pub(crate) backing_off: CachePadded<AtomicUsize>,
 }
 
 impl Shared {
@@ -743,6 +745,7 @@ impl PoolBuilder {
             capacity_epoch: AtomicU64::new(0),
             capacity_lock: Mutex::new(()),
             capacity_signal: Condvar::new(),
+            backing_off: CachePadded::new(AtomicUsize::new(0)),
         });
         // Core threads are counted idle before they exist, so the first submissions find them
         // even if the threads have not been scheduled yet.

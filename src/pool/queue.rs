@@ -57,6 +57,11 @@ mod imp {
 
     impl<T> Stealer<T> {
         pub(crate) fn steal(&self) -> Option<T> {
+            // `steal` pins the epoch before it looks; an empty deque is the common case when a
+            // searcher scans hundreds of workers' deques, and `is_empty` costs two loads.
+            if self.0.is_empty() {
+                return None;
+            }
             loop {
                 match self.0.steal() {
                     Steal::Success(task) => return Some(task),

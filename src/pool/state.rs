@@ -120,6 +120,21 @@ impl State {
         }
     }
 
+    /// A busy worker admits one task as the last act of the task it runs and turns idle for it:
+    /// `pending` and `idle` grow together in one read-modify-write, so the task is admitted on
+    /// the strength of the caller's own idleness (it claims the task once its own returns,
+    /// unless another idle worker steals it first). Refused only at shutdown, and undone then
+    /// like [`try_enqueue`](Self::try_enqueue).
+    pub(crate) fn try_enqueue_as_idle(&self) -> Result<Snapshot, EnqueueError> {
+        let delta = PENDING_ONE + IDLE_ONE;
+        let before = Snapshot(self.0.fetch_add(delta, Ordering::SeqCst));
+        if !before.is_shutdown() {
+            return Ok(Snapshot(before.0 + delta));
+        }
+        self.0.fetch_sub(delta, Ordering::SeqCst);
+        Err(EnqueueError::Shutdown)
+    }
+
     /// A worker that was running a task claimed a queued one.
     pub(crate) fn claim_busy(&self) -> Snapshot {
         Snapshot(self.0.fetch_sub(PENDING_ONE, Ordering::SeqCst) - PENDING_ONE)

@@ -5,7 +5,7 @@
 //! thread submitted to its own pool), then the shared injector, then — only while the admission
 //! word says a task is pending somewhere — the other workers' deques.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use crossbeam_utils::Backoff;
@@ -21,6 +21,15 @@ pub(crate) struct Context {
     pub(crate) shared: Arc<Shared>,
     pub(crate) local: Rc<Local<Job>>,
     pub(crate) seq: usize,
+    tail: Rc<Tail>,
+}
+
+/// What the worker loop and [`Shared::admit_as_tail`] share about the task running now.
+#[derive(Default)]
+struct Tail {
+    /// Set when the running task handed a task to this pool as its last act and counted this
+    /// thread idle for it: after the task returns the worker is already idle.
+    turned_idle: Cell<bool>,
 }
 
 #[cfg(not(loom))]
@@ -42,23 +51,31 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Context>) -> R) -> R {
 /// `None` for a prestarted core thread, which the builder already counted as idle.
 pub(crate) fn run(shared: Arc<Shared>, first: Option<Job>, seq: usize, joinable: bool) {
     let local = Rc::new(Local::new());
+    let tail = Rc::new(Tail::default());
     shared.stealers.write().push((seq, local.stealer()));
     CURRENT.with(|current| {
         *current.borrow_mut() = Some(Context {
             shared: shared.clone(),
             local: local.clone(),
             seq,
+            tail: tail.clone(),
         })
     });
+    // Runs one job; returns `true` if the job handed a task to this pool as its tail and the
+    // worker is therefore idle already.
+    let run_top = |job: Job| {
+        shared.run_job(job);
+        tail.turned_idle.replace(false)
+    };
     if let Some(hook) = &shared.hooks.on_thread_start {
         hook();
     }
 
     let sleeper = Arc::new(Sleeper::default());
-    let mut idle = first.is_none();
-    if let Some(job) = first {
-        shared.run_job(job);
-    }
+    let mut idle = match first {
+        Some(job) => run_top(job),
+        None => true,
+    };
     let retired = loop {
         if !idle {
             if let Some(job) = shared.find_task(&local, seq) {
@@ -66,7 +83,7 @@ pub(crate) fn run(shared: Arc<Shared>, first: Option<Job>, seq: usize, joinable:
                 if shared.spec.queue_size > 0 {
                     shared.signal_capacity();
                 }
-                shared.run_job(job);
+                idle = run_top(job);
                 continue;
             }
             shared.state.become_idle();
@@ -78,11 +95,10 @@ pub(crate) fn run(shared: Arc<Shared>, first: Option<Job>, seq: usize, joinable:
                 if shared.spec.queue_size > 0 {
                     shared.signal_capacity();
                 }
-                shared.run_job(job);
+                idle = run_top(job);
             }
             Found::Exit { retired } => break retired,
         }
-        idle = false;
     };
 
     if let Some(hook) = &shared.hooks.on_thread_stop {
@@ -113,6 +129,51 @@ const SEARCH_BACKOFF: bool = !cfg!(loom);
 /// instead of parking is found by the next task without a wake-up (a futex call on both sides).
 const SEARCH_YIELDS: usize = 64;
 
+/// How many idle workers of one pool may back off (spin, then yield) at once: one per core.
+/// The others search once and park. An elastic pool may hold thousands of idle threads on a few
+/// cores; if each of them yielded its way through the back-off, they would take the cores from
+/// the threads running tasks (measured: see README.md here). Tokio bounds its searching workers
+/// the same way (to half its workers); one per core keeps a small pool's hand-offs free of
+/// wake-ups, as `spawn_many_remote` needs.
+fn backoff_limit() -> usize {
+    static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| num_cpus::get().max(1))
+}
+
+/// A yield outside loom; under loom, the shim's spin hint (itself a yield there).
+fn yield_hint() {
+    if SEARCH_BACKOFF {
+        std::thread::yield_now();
+    } else {
+        crate::loom::spin_hint();
+    }
+}
+
+/// A worker's right to back off before parking; given back when dropped.
+struct BackoffSlot<'a>(&'a Shared);
+
+impl<'a> BackoffSlot<'a> {
+    fn take(shared: &'a Shared) -> Option<Self> {
+        if !SEARCH_BACKOFF {
+            return None;
+        }
+        let limit = backoff_limit();
+        shared
+            .backing_off
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| BackoffSlot(shared))
+    }
+}
+
+impl Drop for BackoffSlot<'_> {
+    fn drop(&mut self) {
+        self.0.backing_off.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// How long a thread that cannot retire parks before it looks again (it is woken long before
 /// by any task; the bound only keeps the wait finite).
 const PARK_WITHOUT_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -121,21 +182,20 @@ const PARK_WITHOUT_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_s
 /// shutdown once nothing is pending.
 fn idle_search(shared: &Arc<Shared>, local: &Local<Job>, seq: usize, me: &Arc<Sleeper>) -> Found {
     loop {
-        let backoff = Backoff::new();
-        while SEARCH_BACKOFF && !backoff.is_completed() {
-            if let Some(job) = shared.find_task(local, seq) {
-                return Found::Task(job);
+        if let Some(_slot) = BackoffSlot::take(shared) {
+            let backoff = Backoff::new();
+            while !backoff.is_completed() {
+                if let Some(job) = shared.find_task(local, seq) {
+                    return Found::Task(job);
+                }
+                backoff.snooze();
             }
-            backoff.snooze();
-        }
-        for _ in 0..SEARCH_YIELDS {
-            if !SEARCH_BACKOFF {
-                break;
+            for _ in 0..SEARCH_YIELDS {
+                if let Some(job) = shared.find_task(local, seq) {
+                    return Found::Task(job);
+                }
+                std::thread::yield_now();
             }
-            if let Some(job) = shared.find_task(local, seq) {
-                return Found::Task(job);
-            }
-            std::thread::yield_now();
         }
         if let Some(job) = shared.find_task(local, seq) {
             return Found::Task(job);
@@ -158,8 +218,9 @@ fn idle_search(shared: &Arc<Shared>, local: &Local<Job>, seq: usize, me: &Arc<Sl
         };
         match shared.sleep.sleep(&shared.state, me, timeout) {
             Wake::Notified => {}
-            // a task is pending but was not found: its push is in flight
-            Wake::Refused => crate::loom::spin_hint(),
+            // A task is pending but was not found: its push is in flight. Its submitter may
+            // have been preempted between counting and pushing, so give it the core.
+            Wake::Refused => yield_hint(),
             Wake::TimedOut => {
                 if shared.try_retire() {
                     return Found::Exit { retired: true };
@@ -204,14 +265,38 @@ impl Shared {
         None
     }
 
-    /// Runs (or, after the grace period, cancels) one claimed job and counts the outcome.
+    /// Admits `job` as the last act of the task this thread runs for this pool: the thread
+    /// counts itself idle for the job ([`State::try_enqueue_as_idle`]) and pushes it to its own
+    /// deque, so the pool never grows (nor wakes a sleeper) for a task that the thread about to
+    /// finish can take. The caller must return from its task right after (a flow's hop at the end
+    /// of its step). Gives the job back when the calling thread is not a worker of this pool, has
+    /// already handed a task off in this task, or the pool is shutting down.
+    ///
+    /// [`State::try_enqueue_as_idle`]: super::state::State::try_enqueue_as_idle
+    pub(crate) fn admit_as_tail(this: &Arc<Self>, job: Job) -> Result<(), Job> {
+        with_current(|ctx| {
+            let Some(ctx) = ctx.filter(|ctx| Arc::ptr_eq(&ctx.shared, this)) else {
+                return Err(job);
+            };
+            if ctx.tail.turned_idle.get() || this.state.try_enqueue_as_idle().is_err() {
+                return Err(job);
+            }
+            this.counters.submitted.fetch_add(1, Ordering::Relaxed);
+            ctx.local.push(job);
+            ctx.tail.turned_idle.set(true);
+            Ok(())
+        })
+    }
+
+    /// Runs (or, after the grace period, cancels) one claimed job as the worker's top-level task
+    /// ([`Job::run_top`]: a flow may end it with a tail hand-off) and counts the outcome.
     pub(crate) fn run_job(&self, job: Job) {
         if self.aborting.load(Ordering::Relaxed) {
             job.cancel();
             self.counters.cancelled.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        match job.run() {
+        match job.run_top() {
             RunOutcome::Completed => {
                 self.counters.completed.fetch_add(1, Ordering::Relaxed);
             }

@@ -52,6 +52,14 @@ pub(crate) enum RunOutcome {
 pub(crate) trait Runnable: Send + 'static {
     /// Runs the work on the current thread, catching panics.
     fn run(self) -> RunOutcome;
+    /// Runs the work as a worker's top-level task (the worker loop calls this; everything that
+    /// runs a job inline inside another task calls [`run`](Self::run)).
+    fn run_top(self) -> RunOutcome
+    where
+        Self: Sized,
+    {
+        self.run()
+    }
     /// Drops the work without running it (shutdown); a handle, if any, yields
     /// [`TaskError::Cancelled`].
     fn cancel(self);

@@ -42,6 +42,8 @@ pub(crate) struct Header {
 struct VTable {
     /// Consumes the job: runs it (or skips it when cancelled) and lets go of the block.
     run: unsafe fn(NonNull<Header>) -> RunOutcome,
+    /// `run`, called by the worker loop for its top-level task.
+    run_top: unsafe fn(NonNull<Header>) -> RunOutcome,
     /// Consumes the job without running it; a handle yields `Cancelled`.
     cancel: unsafe fn(NonNull<Header>),
     /// Consumes the job when it is dropped unrun: drops its contents, a handle yields
@@ -91,6 +93,13 @@ impl Job {
         let run = self.vtable().run;
         // SAFETY: `into_raw` gives up this job's ownership to `run`, which consumes it.
         unsafe { run(self.into_raw()) }
+    }
+
+    /// Runs the job as the worker's top-level task ([`Runnable::run_top`]).
+    pub(crate) fn run_top(self) -> RunOutcome {
+        let run_top = self.vtable().run_top;
+        // SAFETY: as in `run`.
+        unsafe { run_top(self.into_raw()) }
     }
 
     /// Drops the job without running it; its handle (if any) yields `Cancelled`.
@@ -186,6 +195,7 @@ struct Boxed<R> {
 impl<R: Runnable> Boxed<R> {
     const VTABLE: &'static VTable = &VTable {
         run: Self::run,
+        run_top: Self::run_top,
         cancel: Self::cancel,
         drop_job: Self::drop_job,
         type_id: TypeId::of::<Self>,
@@ -205,6 +215,11 @@ impl<R: Runnable> Boxed<R> {
         // SAFETY: the vtable is this type's, so the block is a `Boxed<R>`; the caller consumed
         // the job.
         unsafe { Self::take(ptr) }.run()
+    }
+
+    unsafe fn run_top(ptr: NonNull<Header>) -> RunOutcome {
+        // SAFETY: as in `run`.
+        unsafe { Self::take(ptr) }.run_top()
     }
 
     unsafe fn cancel(ptr: NonNull<Header>) {
@@ -283,6 +298,7 @@ impl<T: Send + 'static> CellRef<T> {
 
     const BARE: &'static VTable = &VTable {
         run: never_run,
+        run_top: never_run,
         cancel: never_consume,
         drop_job: never_consume,
         type_id: TypeId::of::<TaskCell<T>>,
@@ -342,6 +358,7 @@ where
 {
     const VTABLE: &'static VTable = &VTable {
         run: Self::run,
+        run_top: Self::run,
         cancel: Self::cancel,
         drop_job: Self::drop_job,
         type_id: TypeId::of::<Self>,
