@@ -10,9 +10,23 @@
 //! pool (core = max = cores, deep queue, so the figures measure dispatch, not thread creation)
 //! and DEDICATED with fixed pools of `cores` threads each.
 //!
-//! Run: `cargo bench --bench flow`.
+//! Peers, 1,000 runs together: the same 5-step chain made by hand, with the same number of
+//! threads per pool as DEDICATED:
+//! - tokio: a task per run on a runtime of `cores` workers; the io step goes to
+//!   `spawn_blocking` (at most `cores` blocking threads) and is awaited, the light and intensive
+//!   steps run in the task; the bench thread awaits every `JoinHandle`.
+//! - threadpool → rayon: the io step and the two light steps after it on a
+//!   `threadpool::ThreadPool` of `cores` threads, which hands the run to a rayon pool of `cores`
+//!   threads for the intensive step and the last light step (light steps run in place, as under
+//!   the Mule policy); each run sends its result on a channel the bench thread drains.
+//!
+//! Run: `cargo bench --bench flow` (warm-up 1 s and measurement 3 s per bench unless the command
+//! line says otherwise).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use std::sync::Arc;
+use std::sync::mpsc::channel;
+use std::time::Duration;
 use uberpool::{Flow, PoolsConfig, ProactorPolicy, Resources, SchedulerService};
 
 const RUNS: u64 = 1_000;
@@ -106,5 +120,68 @@ fn flows(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, flows);
+/// The same chain made by hand on the peers, 1,000 runs together.
+fn peers(c: &mut Criterion) {
+    let cores = num_cpus::get().max(1);
+    let mut group = c.benchmark_group("flow_peers_1000_together");
+    group.throughput(Throughput::Elements(RUNS));
+
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores)
+        .max_blocking_threads(cores)
+        .build()
+        .unwrap();
+    group.bench_function(BenchmarkId::new("tokio_spawn_blocking_io", cores), |b| {
+        b.iter(|| {
+            let handles: Vec<_> = (0..RUNS)
+                .map(|i| {
+                    tokio.spawn(async move {
+                        let x = tokio::task::spawn_blocking(move || io(i)).await.unwrap();
+                        light(intensive(light(light(x))))
+                    })
+                })
+                .collect();
+            tokio.block_on(async {
+                let mut sum = 0u64;
+                for h in handles {
+                    sum = sum.wrapping_add(h.await.unwrap());
+                }
+                sum
+            })
+        })
+    });
+
+    let io_pool = threadpool::ThreadPool::new(cores);
+    let cpu_pool = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(cores)
+            .build()
+            .unwrap(),
+    );
+    group.bench_function(BenchmarkId::new("threadpool_io_then_rayon", cores), |b| {
+        b.iter(|| {
+            let (tx, rx) = channel();
+            for i in 0..RUNS {
+                let (tx, cpu_pool) = (tx.clone(), cpu_pool.clone());
+                io_pool.execute(move || {
+                    let x = light(light(io(i)));
+                    cpu_pool.spawn(move || {
+                        let _ = tx.send(light(intensive(x)));
+                    });
+                });
+            }
+            drop(tx);
+            rx.iter().fold(0u64, u64::wrapping_add)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = flows, peers
+);
 criterion_main!(benches);

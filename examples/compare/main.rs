@@ -7,20 +7,27 @@
 //! 4. Idle CPU: CPU time burnt by an idle service (and idle peers) over 1 s.
 //! 5. Memory: RSS growth with 100,000 queued tasks and with 2,000 live threads.
 //!
+//! It prints a markdown table per workload and writes SVG plots of workloads 1, 2, 3 and 5 into
+//! `target/bench-report/` (the `target` directory the harness was built in), each labelled with
+//! the machine and the thread count.
+//!
 //! Run: `cargo run --release --example compare` (full), `-- --quick` (CI-sized), `-- --threads N`
-//! (sizes the peers' fixed pools; default: the number of CPUs). uberpool always runs its
-//! defaults, resolved against the detected resources.
+//! (sizes the peers' fixed pools; default: the number of CPUs), `-- --machine NAME` (the machine
+//! named in the plots and the tables' heading). uberpool always runs its defaults, resolved
+//! against the detected resources.
 //!
 //! Figures are ratios within one run; workload 1 interleaves its contenders round by round and
 //! reports each one's median, because absolute times on shared machines drift.
 
-#[path = "../benches/common/mod.rs"]
+#[path = "../../benches/common/mod.rs"]
 mod common;
+mod plots;
 
 use common::Latch;
+use hdrhistogram::Histogram;
 use std::hint::black_box;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::channel;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -40,6 +47,20 @@ const TOKIO_MAX_BLOCKING: usize = 512;
 struct Args {
     quick: bool,
     threads: usize,
+    machine: String,
+}
+
+impl Args {
+    /// The label every plot carries: machine, CPUs, the peers' thread count, the run's size.
+    fn label(&self) -> String {
+        format!(
+            "{}: {} CPUs, --threads {}{}",
+            self.machine,
+            num_cpus::get(),
+            self.threads,
+            if self.quick { ", --quick" } else { "" }
+        )
+    }
 }
 
 fn args() -> Args {
@@ -52,7 +73,17 @@ fn args() -> Args {
         .map(|n| n.parse().expect("--threads takes a positive number"))
         .unwrap_or_else(num_cpus::get)
         .max(1);
-    Args { quick, threads }
+    let machine = argv
+        .iter()
+        .skip_while(|a| *a != "--machine")
+        .nth(1)
+        .cloned()
+        .unwrap_or_else(|| "unnamed machine".to_string());
+    Args {
+        quick,
+        threads,
+        machine,
+    }
 }
 
 fn service(text: Option<&str>) -> SchedulerService {
@@ -123,6 +154,8 @@ type Run<'a> = Box<dyn Fn(Option<&SchedulerService>, usize, Latch) + 'a>;
 
 struct Contender<'a> {
     name: String,
+    /// The name under its bar in the plot.
+    short: String,
     /// Threads that may block in IO at once: the IO bound is N·2 ms / this.
     io_threads: usize,
     /// For uberpool: the configuration text of a service built fresh for each round (outside
@@ -151,7 +184,7 @@ fn uber_flow(svc: &SchedulerService, n: usize, iters: u64, latch: Latch) {
     }
 }
 
-fn mixed(args: &Args, cores: usize) -> String {
+fn mixed(args: &Args, cores: usize) -> (String, plots::Mixed) {
     let n = if args.quick { 1_000 } else { 4_000 };
     let rounds = if args.quick { 3 } else { 5 };
     let t = args.threads;
@@ -183,6 +216,7 @@ fn mixed(args: &Args, cores: usize) -> String {
     let mut contenders = [
         Contender {
             name: "uberpool UBER defaults (flow io → intensive → light)".into(),
+            short: "uberpool UBER defaults".into(),
             io_threads: uber_io_max,
             service: Some(None),
             run: Box::new(|svc, n, latch| uber_flow(svc.unwrap(), n, iters, latch)),
@@ -190,6 +224,7 @@ fn mixed(args: &Args, cores: usize) -> String {
         },
         Contender {
             name: "uberpool DEDICATED defaults (same flow)".into(),
+            short: "uberpool DEDICATED defaults".into(),
             io_threads: ded_io_max,
             service: Some(Some(DEDICATED)),
             run: Box::new(|svc, n, latch| uber_flow(svc.unwrap(), n, iters, latch)),
@@ -197,6 +232,7 @@ fn mixed(args: &Args, cores: usize) -> String {
         },
         Contender {
             name: format!("threadpool({t}), everything"),
+            short: format!("threadpool({t})"),
             io_threads: t,
             service: None,
             run: Box::new(|_, n, latch| {
@@ -212,6 +248,7 @@ fn mixed(args: &Args, cores: usize) -> String {
         },
         Contender {
             name: "threadpool(64), everything".into(),
+            short: "threadpool(64)".into(),
             io_threads: 64,
             service: None,
             run: Box::new(|_, n, latch| {
@@ -227,6 +264,7 @@ fn mixed(args: &Args, cores: usize) -> String {
         },
         Contender {
             name: format!("rayon({t}) spawn, everything"),
+            short: format!("rayon({t})"),
             io_threads: t,
             service: None,
             run: Box::new(|_, n, latch| {
@@ -242,6 +280,7 @@ fn mixed(args: &Args, cores: usize) -> String {
         },
         Contender {
             name: format!("tokio({t}): spawn_blocking IO, CPU + log on the runtime"),
+            short: format!("tokio({t}) + spawn_blocking"),
             io_threads: TOKIO_MAX_BLOCKING,
             service: None,
             run: Box::new(|_, n, latch| {
@@ -259,6 +298,7 @@ fn mixed(args: &Args, cores: usize) -> String {
         },
         Contender {
             name: format!("tokio spawn_blocking IO → rayon({t}) CPU + log"),
+            short: format!("spawn_blocking → rayon({t})"),
             io_threads: TOKIO_MAX_BLOCKING,
             service: None,
             run: Box::new(|_, n, latch| {
@@ -336,19 +376,37 @@ fn mixed(args: &Args, cores: usize) -> String {
         contenders[0].times[rounds / 2].as_secs_f64() / best_peer.0.as_secs_f64(),
         contenders[1].times[rounds / 2].as_secs_f64() / best_peer.0.as_secs_f64(),
     );
-    out
+    let plot = plots::Mixed {
+        n,
+        rounds,
+        cpu_bound_ms: cpu_bound.as_secs_f64() * 1e3,
+        bars: contenders
+            .iter()
+            .enumerate()
+            .map(|(i, c)| plots::Bar {
+                name: c.short.clone(),
+                value: c.times[rounds / 2].as_secs_f64() * 1e3,
+                uberpool: i < 2,
+            })
+            .collect(),
+        round_ms: contenders
+            .iter()
+            .map(|c| c.times.iter().map(|t| t.as_secs_f64() * 1e3).collect())
+            .collect(),
+    };
+    (out, plot)
 }
 
 // ------------------------------------------------------------------------------------------
 // 2. CPU_LIGHT queue wait while 1,000 IO tasks block
 // ------------------------------------------------------------------------------------------
 
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
-}
+const BLOCKERS: usize = 1_000;
 
-fn light_wait(label: &str, text: Option<&str>) -> String {
-    const BLOCKERS: usize = 1_000;
+/// One strategy's row of workload 2 and its distribution for the plot. Waits are recorded in
+/// nanoseconds in an HDR histogram with 3 significant digits (a reported percentile is within
+/// 0.1 % of the sample it stands for).
+fn light_wait(label: &str, text: Option<&str>) -> (String, plots::LightCdf) {
     const BLOCK: Duration = Duration::from_millis(400);
     const WINDOW: Duration = Duration::from_millis(250);
     const PACE: Duration = Duration::from_micros(250);
@@ -390,8 +448,12 @@ fn light_wait(label: &str, text: Option<&str>) -> String {
     });
     let sent = sampler.join().unwrap();
     let still_blocking = BLOCKERS - finished.load(Ordering::Relaxed);
-    let mut waits: Vec<Duration> = rx.iter().take(sent).collect();
-    waits.sort();
+    let mut waits = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds");
+    for wait in rx.iter().take(sent) {
+        waits.saturating_record(wait.as_nanos().max(1) as u64);
+    }
+    let at = |q: f64| Duration::from_nanos(waits.value_at_quantile(q));
+    let (p50, p99, max) = (at(0.5), at(0.99), Duration::from_nanos(waits.max()));
     let threads = svc
         .metrics()
         .pools
@@ -399,28 +461,48 @@ fn light_wait(label: &str, text: Option<&str>) -> String {
         .map(|p| p.peak_threads)
         .sum::<usize>();
     svc.shutdown();
-    format!(
-        "| {label} | {} | {still_blocking} | {sent} | {} | {} | {} | {} | {threads} |\n",
+    let row = format!(
+        "| {label} | {} | {still_blocking} | {} | {} | {} | {} | {} | {threads} |\n",
         ms(submit_time),
-        us(percentile(&waits, 0.5)),
-        us(percentile(&waits, 0.99)),
-        us(*waits.last().unwrap()),
-        if percentile(&waits, 0.99) <= Duration::from_millis(1) {
+        waits.len(),
+        us(p50),
+        us(p99),
+        us(max),
+        if p99 <= Duration::from_millis(1) {
             "met"
         } else {
             "**not met**"
         },
-    )
+    );
+    let cdf = plots::LightCdf {
+        name: label.to_string(),
+        points: waits
+            .iter_recorded()
+            .map(|v| {
+                (
+                    waits.highest_equivalent(v.value_iterated_to()) as f64 / 1e3,
+                    v.quantile(),
+                )
+            })
+            .collect(),
+        p99_us: p99.as_secs_f64() * 1e6,
+    };
+    (row, cdf)
 }
 
 // ------------------------------------------------------------------------------------------
 // 3. IO burst
 // ------------------------------------------------------------------------------------------
 
-fn io_burst() -> String {
+/// Runs the burst and returns its table and the pool's threads sampled every 10 ms by a
+/// second thread, from the first submission until 200 ms after the pool is back to its core
+/// threads (the sampler reads lock-free gauges; its own CPU is the only thing it adds).
+fn io_burst() -> (String, plots::Burst) {
     const TASKS: usize = 2_000;
     const SLEEP: Duration = Duration::from_millis(20);
     const GUARD: Duration = Duration::from_secs(10);
+    const SAMPLE: Duration = Duration::from_millis(10);
+    const KEEP_ALIVE: Duration = Duration::from_millis(1_000);
 
     // Thread start cost on this machine, for the target's "plus thread start cost".
     let t = Instant::now();
@@ -431,57 +513,84 @@ fn io_burst() -> String {
     let svc = service(Some(UBER_SHORT_KEEPALIVE));
     let io = svc.io();
     let (latch, done) = Latch::new(TASKS);
+    let stop = AtomicBool::new(false);
     let start = Instant::now();
-    for _ in 0..TASKS {
-        let latch = latch.clone();
-        io.execute(move || {
-            sleep(SLEEP);
-            latch.count_down();
-        })
-        .map_err(|_| "IO task refused")
-        .unwrap();
-    }
-    let submitted = start.elapsed();
-    done.recv().unwrap();
-    let completed = start.elapsed();
-    let m = svc.metrics().pools[0].clone();
-    let shrink_start = Instant::now();
-    let (shrink, threads_left) = loop {
-        let p = &svc.metrics().pools[0];
-        if p.threads <= p.core_size || shrink_start.elapsed() > GUARD {
-            break (shrink_start.elapsed(), p.threads);
+    std::thread::scope(|scope| {
+        let sampler = scope.spawn(|| {
+            let mut samples = vec![];
+            let mut next = start;
+            while !stop.load(Ordering::Relaxed) {
+                let p = &svc.metrics().pools[0];
+                samples.push((start.elapsed().as_secs_f64() * 1e3, p.threads, p.active));
+                next += SAMPLE;
+                sleep(next.saturating_duration_since(Instant::now()));
+            }
+            samples
+        });
+        for _ in 0..TASKS {
+            let latch = latch.clone();
+            io.execute(move || {
+                sleep(SLEEP);
+                latch.count_down();
+            })
+            .map_err(|_| "IO task refused")
+            .unwrap();
         }
-        sleep(Duration::from_millis(10));
-    };
-    svc.shutdown();
-    let done_target = SLEEP * 3 + spawn_cost;
-    format!(
-        "### 3. IO burst: {TASKS} × 20 ms sleep, UBER defaults with threadKeepAlive=1000\n\n\
+        let submitted = start.elapsed();
+        done.recv().unwrap();
+        let completed = start.elapsed();
+        let m = svc.metrics().pools[0].clone();
+        let shrink_start = Instant::now();
+        let (shrink, threads_left) = loop {
+            let p = &svc.metrics().pools[0];
+            if p.threads <= p.core_size || shrink_start.elapsed() > GUARD {
+                break (shrink_start.elapsed(), p.threads);
+            }
+            sleep(Duration::from_millis(10));
+        };
+        sleep(Duration::from_millis(200));
+        stop.store(true, Ordering::Relaxed);
+        let samples = sampler.join().unwrap();
+        svc.shutdown();
+        let done_target = SLEEP * 3 + spawn_cost;
+        let plot = plots::Burst {
+            tasks: TASKS,
+            samples,
+            core: m.core_size,
+            all_done_ms: completed.as_secs_f64() * 1e3,
+            keep_alive_ms: KEEP_ALIVE.as_secs_f64() * 1e3,
+            back_to_core_ms: (threads_left <= m.core_size)
+                .then(|| (shrink_start.duration_since(start) + shrink).as_secs_f64() * 1e3),
+        };
+        let table = format!(
+            "### 3. IO burst: {TASKS} × 20 ms sleep, UBER defaults with threadKeepAlive=1000\n\n\
          | submit loop | all done | target: 3 × 20 ms + {TASKS} thread starts ({}) | peak threads | core / max | back to core after | threads then | target: keep-alive + 1 s |\n\
          |---|---|---|---|---|---|---|---|\n\
          | {} | {} | {} | {} | {} / {} | {} | {threads_left} | {} |\n",
-        ms(spawn_cost),
-        ms(submitted),
-        ms(completed),
-        if completed <= done_target {
-            "met"
-        } else {
-            "**not met**"
-        },
-        m.peak_threads,
-        m.core_size,
-        m.max_size,
-        if threads_left <= m.core_size {
-            ms(shrink)
-        } else {
-            format!("not within the {} s guard", GUARD.as_secs())
-        },
-        if threads_left <= m.core_size && shrink <= Duration::from_millis(2_000) {
-            "met"
-        } else {
-            "**not met**"
-        },
-    )
+            ms(spawn_cost),
+            ms(submitted),
+            ms(completed),
+            if completed <= done_target {
+                "met"
+            } else {
+                "**not met**"
+            },
+            m.peak_threads,
+            m.core_size,
+            m.max_size,
+            if threads_left <= m.core_size {
+                ms(shrink)
+            } else {
+                format!("not within the {} s guard", GUARD.as_secs())
+            },
+            if threads_left <= m.core_size && shrink <= KEEP_ALIVE + Duration::from_secs(1) {
+                "met"
+            } else {
+                "**not met**"
+            },
+        );
+        (table, plot)
+    })
 }
 
 // ------------------------------------------------------------------------------------------
@@ -747,7 +856,7 @@ fn memory_case(index: usize, t: usize) -> u64 {
     after.saturating_sub(before)
 }
 
-fn memory(args: &Args) -> String {
+fn memory(args: &Args) -> (String, plots::Memory) {
     let exe = std::env::current_exe().expect("own path");
     let mut out = format!(
         "### 5. Memory: RSS growth with {QUEUED} queued tasks and with {LIVE} live threads\n\n\
@@ -757,6 +866,10 @@ fn memory(args: &Args) -> String {
          | contender | what | RSS growth | per item |\n|---|---|---|---|\n",
         args.threads
     );
+    let mut plot = plots::Memory {
+        queued: vec![],
+        threads: vec![],
+    };
     for (index, (name, what, count)) in MEMORY_CASES.iter().enumerate() {
         let output = std::process::Command::new(&exe)
             .args(["--memory-case", &index.to_string()])
@@ -765,6 +878,18 @@ fn memory(args: &Args) -> String {
             .expect("memory case runs");
         let kib: Option<u64> = String::from_utf8_lossy(&output.stdout).trim().parse().ok();
         let name = name.replace("(t", &format!("({}", args.threads));
+        if let Some(kib) = kib {
+            let bars = if *count == QUEUED {
+                &mut plot.queued
+            } else {
+                &mut plot.threads
+            };
+            bars.push(plots::Bar {
+                name: short_memory_name(&name),
+                value: (kib * 1024 / *count as u64) as f64,
+                uberpool: name.starts_with("uberpool"),
+            });
+        }
         out += &match kib {
             Some(kib) => format!(
                 "| {name} | {count} {what} | {:.1} MiB | {} B |\n",
@@ -774,7 +899,29 @@ fn memory(args: &Args) -> String {
             None => format!("| {name} | {count} {what} | failed | |\n"),
         };
     }
-    out
+    (out, plot)
+}
+
+/// The name under a memory bar: the table's name without its parenthesised details.
+fn short_memory_name(name: &str) -> String {
+    match name {
+        n if n.starts_with("uberpool custom pool") => "uberpool pool".to_string(),
+        n if n.starts_with("tokio spawn_blocking") => "tokio spawn_blocking".to_string(),
+        n => n
+            .trim_end_matches(", io")
+            .trim_end_matches(" spawn")
+            .to_string(),
+    }
+}
+
+/// Where the plots go: `bench-report/` in the `target` directory this binary was built in
+/// (`target/release/examples/compare` → `target/bench-report`).
+fn report_dir() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("own path");
+    exe.ancestors()
+        .nth(3)
+        .map(|target| target.join("bench-report"))
+        .unwrap_or_else(|| "bench-report".into())
 }
 
 fn main() {
@@ -787,9 +934,10 @@ fn main() {
     let cores = resources.cores.max(1);
     let started = Instant::now();
     println!(
-        "## Comparison harness{}\n\nMachine: num_cpus = {}, uberpool cores = {cores}, mem = {} MiB; \
+        "## Comparison harness{}\n\nMachine: {}, num_cpus = {}, uberpool cores = {cores}, mem = {} MiB; \
          --threads {} (peers' fixed pools).\n",
         if args.quick { " (--quick)" } else { "" },
+        args.machine,
         num_cpus::get(),
         resources.mem_kib / 1024,
         args.threads
@@ -797,23 +945,52 @@ fn main() {
 
     // Idle first, while no other pool of this process exists.
     let idle = idle(&args);
-    print!("{}", mixed(&args, cores));
+    let (table, mixed_plot) = mixed(&args, cores);
+    print!("{table}");
 
     println!(
-        "\n### 2. CPU_LIGHT queue wait (submit → start) while 1,000 IO tasks sleep 400 ms\n\n\
-         A foreign thread submits a light task every 250 µs for 250 ms once the 1,000 IO tasks \
-         are submitted.\n\n\
-         | strategy | submitting 1,000 IO tasks | IO tasks still blocking at the end | samples | p50 | p99 | max | target p99 ≤ 1 ms | peak threads |\n\
+        "\n### 2. CPU_LIGHT queue wait (submit → start) while {BLOCKERS} IO tasks sleep 400 ms\n\n\
+         A foreign thread submits a light task every 250 µs for 250 ms once the {BLOCKERS} IO tasks \
+         are submitted. Percentiles from an HDR histogram (3 significant digits).\n\n\
+         | strategy | submitting {BLOCKERS} IO tasks | IO tasks still blocking at the end | samples | p50 | p99 | max | target p99 ≤ 1 ms | peak threads |\n\
          |---|---|---|---|---|---|---|---|---|"
     );
-    print!("{}", light_wait("UBER defaults", None));
-    print!("{}", light_wait("DEDICATED defaults", Some(DEDICATED)));
+    let mut cdfs = vec![];
+    for (label, text) in [
+        ("UBER defaults", None),
+        ("DEDICATED defaults", Some(DEDICATED)),
+    ] {
+        let (row, cdf) = light_wait(label, text);
+        print!("{row}");
+        cdfs.push(cdf);
+    }
 
     println!();
-    print!("{}", io_burst());
+    let (table, burst_plot) = io_burst();
+    print!("{table}");
     println!();
     print!("{idle}");
     println!();
-    print!("{}", memory(&args));
+    let (table, memory_plot) = memory(&args);
+    print!("{table}");
+
+    let dir = report_dir();
+    let label = args.label();
+    let written = std::fs::create_dir_all(&dir)
+        .map_err(|e| e.into())
+        .and_then(|()| plots::mixed(&dir.join("mixed.svg"), &label, &mixed_plot))
+        .and_then(|()| plots::light(&dir.join("light_wait.svg"), &label, BLOCKERS, &cdfs))
+        .and_then(|()| plots::burst(&dir.join("io_burst.svg"), &label, &burst_plot))
+        .and_then(|()| plots::memory(&dir.join("memory.svg"), &label, &memory_plot));
+    match written {
+        Ok(()) => println!(
+            "\nPlots: mixed.svg, light_wait.svg, io_burst.svg, memory.svg in {}.",
+            dir.display()
+        ),
+        Err(e) => {
+            eprintln!("writing the plots into {} failed: {e}", dir.display());
+            std::process::exit(1);
+        }
+    }
     println!("\nHarness ran in {:.1} s.", started.elapsed().as_secs_f64());
 }
