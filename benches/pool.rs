@@ -5,7 +5,9 @@
 //!   `spawn_blocking`);
 //! - `chained_spawn`: a task that submits the next, 1,000 deep, from inside the pool;
 //! - `ping_pong`: 1,000 round trips: a task on the pool spawns a task that spawns a task that
-//!   answers it.
+//!   answers it. The thread pools block their worker on a channel for the answer; tokio and
+//!   `uberpool_async` (a future on a scheduler, `Scheduler::spawn_async`) await a oneshot
+//!   instead, so the waiting costs no blocked thread.
 //!
 //! Every pool has as many threads as the machine has cores. Run: `cargo bench --bench pool`.
 
@@ -17,6 +19,7 @@ use std::sync::mpsc::{Sender, channel};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use uberpool::pool::ThreadPool;
+use uberpool::{PoolsConfig, Resources, SchedulerService};
 
 const SPAWN_MANY: usize = 100_000;
 const CHAIN: usize = 1_000;
@@ -226,6 +229,42 @@ fn ping_pong(c: &mut Criterion) {
             })
             .unwrap();
             done_rx.recv().unwrap();
+        })
+    });
+
+    // The async shape on uberpool: a future polled on a fixed UBER pool of `n` threads (deep
+    // queue); each wake re-submits its poll to the scheduler.
+    let p = "org.mule.runtime.scheduler.";
+    let text = format!(
+        "{p}SchedulerPoolStrategy=UBER\n{p}uber.threadPool.coreSize={n}\n\
+         {p}uber.threadPool.maxSize={n}\n{p}uber.workQueue.size=1000000\n"
+    );
+    let service = SchedulerService::builder()
+        .name("bench")
+        .config(PoolsConfig::parse(&text, &Resources::detect()).unwrap())
+        .build()
+        .unwrap();
+    let light = service.cpu_light();
+    group.bench_function(BenchmarkId::new("uberpool_async", n), |b| {
+        b.iter(|| {
+            let s = light.clone();
+            let done = light
+                .spawn_async(async move {
+                    for _ in 0..PINGS {
+                        let (tx, rx) = tokio::sync::oneshot::channel();
+                        let q = s.clone();
+                        s.execute(move || {
+                            q.execute(move || {
+                                let _ = tx.send(());
+                            })
+                            .unwrap()
+                        })
+                        .unwrap();
+                        rx.await.unwrap();
+                    }
+                })
+                .unwrap();
+            done.join().unwrap();
         })
     });
 
