@@ -101,14 +101,18 @@ mod imp {
         }
     }
 
-    /// Loom has no timed waits: a timed wait is modelled as a wait that may time out at once
-    /// (the model then explores the keep-alive path) — here, as an untimed wait, which is the
-    /// stricter case for lost wake-ups.
+    /// Loom has no timed waits. A zero timeout is modelled as one that has elapsed at once (the
+    /// wait returns "timed out" without waiting), so a model can race a keep-alive with a wake;
+    /// any other timeout as an untimed wait, which is the stricter case for lost wake-ups.
     pub(crate) fn wait_timeout<T>(
         condvar: &Condvar,
         guard: &mut MutexGuard<'_, T>,
-        _timeout: std::time::Duration,
+        timeout: std::time::Duration,
     ) -> bool {
+        if timeout.is_zero() {
+            // a zero timeout elapses at once: models use it to race a keep-alive with a wake
+            return true;
+        }
         condvar.wait(guard);
         false
     }
