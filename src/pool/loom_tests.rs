@@ -176,8 +176,8 @@ fn loom_tail_hand_off_is_run() {
 /// A sleeper whose keep-alive elapses races a waker that may already have popped it off the sleep
 /// list: the wake counts for exactly that sleeper (it reports `Notified`, not `TimedOut`, so it
 /// neither retires on a wake meant for it nor leaves the list twice), and `sleeping` ends at 0.
-/// The zero keep-alive times out at once under loom. Fails when a timed-out sleeper that is no
-/// longer listed returns `TimedOut` (with or without a second `leave_sleep`).
+/// The zero keep-alive times out at once under loom (releasing and re-taking the lock). Fails when
+/// a timed-out sleeper reports `TimedOut` although a waker already took it off the list.
 #[test]
 fn loom_timed_out_sleeper_racing_a_waker() {
     use super::sleep::{Sleep, Sleeper, Wake};
