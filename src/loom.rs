@@ -39,7 +39,10 @@ mod imp {
     pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
 
     /// Guard of [`Mutex`]; the `Option` lets a condvar wait take the inner guard and put it back.
-    pub(crate) struct MutexGuard<'a, T>(Option<loom::sync::MutexGuard<'a, T>>);
+    pub(crate) struct MutexGuard<'a, T>(
+        Option<loom::sync::MutexGuard<'a, T>>,
+        &'a loom::sync::Mutex<T>,
+    );
 
     impl<T> std::ops::Deref for MutexGuard<'_, T> {
         type Target = T;
@@ -59,7 +62,10 @@ mod imp {
             Self(loom::sync::Mutex::new(value))
         }
         pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
-            MutexGuard(Some(self.0.lock().expect("loom mutex is never poisoned")))
+            MutexGuard(
+                Some(self.0.lock().expect("loom mutex is never poisoned")),
+                &self.0,
+            )
         }
     }
 
@@ -101,14 +107,22 @@ mod imp {
         }
     }
 
-    /// Loom has no timed waits: a timed wait is modelled as a wait that may time out at once
-    /// (the model then explores the keep-alive path) — here, as an untimed wait, which is the
-    /// stricter case for lost wake-ups.
+    /// Loom has no timed waits. A zero timeout is modelled as one that has elapsed at once (the
+    /// wait releases the lock, re-takes it and returns "timed out"), so a model can race a keep-alive with a wake;
+    /// any other timeout as an untimed wait, which is the stricter case for lost wake-ups.
     pub(crate) fn wait_timeout<T>(
         condvar: &Condvar,
         guard: &mut MutexGuard<'_, T>,
-        _timeout: std::time::Duration,
+        timeout: std::time::Duration,
     ) -> bool {
+        if timeout.is_zero() {
+            // A zero timeout elapses at once: the lock is released and re-taken, as a timed-out
+            // wait does, so a model can race a keep-alive with a wake.
+            drop(guard.0.take());
+            loom::thread::yield_now();
+            guard.0 = Some(guard.1.lock().expect("loom mutex is never poisoned"));
+            return true;
+        }
         condvar.wait(guard);
         false
     }

@@ -172,3 +172,35 @@ fn loom_tail_hand_off_is_run() {
         assert_eq!((state.idle(), state.pending()), (0, 0));
     });
 }
+
+/// A sleeper whose keep-alive elapses races a waker that may already have popped it off the sleep
+/// list: the wake counts for exactly that sleeper (it reports `Notified`, not `TimedOut`, so it
+/// neither retires on a wake meant for it nor leaves the list twice), and `sleeping` ends at 0.
+/// The zero keep-alive times out at once under loom (releasing and re-taking the lock). Fails when
+/// a timed-out sleeper reports `TimedOut` although a waker already took it off the list.
+#[test]
+fn loom_timed_out_sleeper_racing_a_waker() {
+    use super::sleep::{Sleep, Sleeper, Wake};
+    use super::state::State;
+    model(|| {
+        let state = Arc::new(State::new());
+        state.add_idle(1);
+        let sleep = Arc::new(Sleep::new());
+        let sleeper = {
+            let (state, sleep) = (state.clone(), sleep.clone());
+            crate::loom::thread::spawn(move || {
+                let me = Arc::new(Sleeper::default());
+                sleep.sleep(&state, &me, Duration::ZERO)
+            })
+        };
+        let woke = state.try_enqueue(0).unwrap().needs_wake() && sleep.wake_one(&state);
+        let wake = sleeper.join().unwrap();
+        assert_eq!(
+            woke,
+            wake == Wake::Notified,
+            "woke {woke}, sleeper {wake:?}"
+        );
+        let end = state.load();
+        assert_eq!((end.sleeping(), end.idle(), end.pending()), (0, 1, 1));
+    });
+}
