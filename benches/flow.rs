@@ -3,7 +3,8 @@
 //! A 5-step flow io → light → light → intensive → light under the Mule policy (light steps run
 //! in place), under `Always` (a switch at every step), and as direct calls on one thread; a
 //! 2-step flow io → intensive under Mule gives the cost of the three elided light steps:
-//! (5-step − 2-step) / 3.
+//! (5-step − 2-step) / 3. That difference is small against the run-to-run noise of a shared
+//! machine, so `elided_x32` amplifies it: io then 32 light steps against io alone, / 32.
 //!
 //! Two shapes: 1,000 runs started together then joined (throughput), and 100 runs one at a time
 //! (latency: every switch is a hand-off to another thread). Both strategies: UBER with a fixed
@@ -31,6 +32,8 @@ use uberpool::{Flow, PoolsConfig, ProactorPolicy, Resources, SchedulerService};
 
 const RUNS: u64 = 1_000;
 const SEQUENTIAL: u64 = 100;
+/// Light steps in the elision bench.
+const ELIDED: usize = 32;
 
 fn io(x: u64) -> u64 {
     x.wrapping_mul(3).wrapping_add(1)
@@ -58,18 +61,19 @@ fn run_all(flow: &Flow<u64, u64>) -> u64 {
     handles.into_iter().map(|h| h.join().unwrap()).sum()
 }
 
-fn service(strategy: &str) -> SchedulerService {
+/// A service whose pools all have `threads` threads (a sizing expression) and deep queues.
+fn build_service(strategy: &str, threads: &str) -> SchedulerService {
     let p = "org.mule.runtime.scheduler.";
     let text = match strategy {
         "UBER" => format!(
-            "{p}SchedulerPoolStrategy=UBER\n{p}uber.threadPool.coreSize=cores\n\
-             {p}uber.threadPool.maxSize=cores\n{p}uber.workQueue.size=1000000\n"
+            "{p}SchedulerPoolStrategy=UBER\n{p}uber.threadPool.coreSize={threads}\n\
+             {p}uber.threadPool.maxSize={threads}\n{p}uber.workQueue.size=1000000\n"
         ),
         _ => format!(
-            "{p}SchedulerPoolStrategy=DEDICATED\n{p}cpuLight.threadPool.size=cores\n\
-             {p}cpuLight.workQueue.size=1000000\n{p}io.threadPool.coreSize=cores\n\
-             {p}io.threadPool.maxSize=cores\n{p}io.workQueue.size=1000000\n\
-             {p}cpuIntensive.threadPool.size=cores\n{p}cpuIntensive.workQueue.size=1000000\n"
+            "{p}SchedulerPoolStrategy=DEDICATED\n{p}cpuLight.threadPool.size={threads}\n\
+             {p}cpuLight.workQueue.size=1000000\n{p}io.threadPool.coreSize={threads}\n\
+             {p}io.threadPool.maxSize={threads}\n{p}io.workQueue.size=1000000\n\
+             {p}cpuIntensive.threadPool.size={threads}\n{p}cpuIntensive.workQueue.size=1000000\n"
         ),
     };
     let config = PoolsConfig::parse(&text, &Resources::detect()).unwrap();
@@ -82,7 +86,7 @@ fn service(strategy: &str) -> SchedulerService {
 
 fn flows(c: &mut Criterion) {
     for strategy in ["UBER", "DEDICATED"] {
-        let service = service(strategy);
+        let service = build_service(strategy, "cores");
         let mule = five(&service, ProactorPolicy::Mule);
         let always = five(&service, ProactorPolicy::Always);
         let two = Flow::builder(&service).io(io).intensive(intensive).build();
@@ -92,6 +96,23 @@ fn flows(c: &mut Criterion) {
         group.bench_function("mule", |b| b.iter(|| run_all(&mule)));
         group.bench_function("always", |b| b.iter(|| run_all(&always)));
         group.bench_function("mule_without_light_steps", |b| b.iter(|| run_all(&two)));
+        group.finish();
+
+        // The cost of an elided light step, amplified: an io step followed by 32 light steps
+        // (all run in place) against the io step alone; (32-light − io-only) / 32 per run. One
+        // thread per pool, so the time is that thread's: the figure is the step's cost on the
+        // thread that runs it, not a share of two threads working side by side.
+        let one = build_service(strategy, "1");
+        let mut lights = Flow::builder(&one).io(io);
+        for _ in 0..ELIDED {
+            lights = lights.light(light);
+        }
+        let lights = lights.build();
+        let io_only = Flow::builder(&one).io(io).build();
+        let mut group = c.benchmark_group(format!("flow_{strategy}_elided_x{ELIDED}"));
+        group.throughput(Throughput::Elements(RUNS));
+        group.bench_function("io_then_light_steps", |b| b.iter(|| run_all(&lights)));
+        group.bench_function("io_only", |b| b.iter(|| run_all(&io_only)));
         group.finish();
 
         let mut group = c.benchmark_group(format!("flow_{strategy}_one_at_a_time"));
