@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
 #![deny(unsafe_code)] // allowed in one module: src/task/raw.rs
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod class;
 pub mod config;
