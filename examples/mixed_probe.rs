@@ -10,15 +10,13 @@
 mod common;
 
 use common::Latch;
-use std::hint::black_box;
+use common::mixed::{CPU, IO, burn, calibrate, email_flow, log_line};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use uberpool::{Flow, PoolsConfig, ProactorPolicy, Resources, SchedulerService};
+use uberpool::{PoolsConfig, ProactorPolicy, Resources, SchedulerService};
 
 const DEDICATED: &str = "org.mule.runtime.scheduler.SchedulerPoolStrategy=DEDICATED\n";
-const IO: Duration = Duration::from_millis(2);
-const CPU: Duration = Duration::from_micros(50);
 
 fn service(dedicated: bool) -> SchedulerService {
     let resources = Resources::detect();
@@ -32,34 +30,6 @@ fn service(dedicated: bool) -> SchedulerService {
         .config(config)
         .build()
         .expect("service starts")
-}
-
-fn burn(iters: u64, seed: u64) -> u64 {
-    let mut x = seed | 1;
-    for _ in 0..iters {
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        x ^= x >> 33;
-    }
-    black_box(x)
-}
-
-fn calibrate() -> u64 {
-    let probe = 100_000u64;
-    let best = (0..50)
-        .map(|i| {
-            let t = Instant::now();
-            burn(probe, i);
-            t.elapsed()
-        })
-        .min()
-        .unwrap();
-    (probe as f64 * CPU.as_secs_f64() / best.as_secs_f64()).max(1.0) as u64
-}
-
-fn log_line(i: usize, h: u64) {
-    black_box(format!("sent message {i} ({h:x})"));
 }
 
 /// Process CPU time (user, system) in clock ticks, dead threads included.
@@ -110,19 +80,7 @@ thread_local! {
 fn run_flow(svc: &SchedulerService, policy: ProactorPolicy, n: usize, iters: u64) -> Duration {
     let (latch, done) = Latch::new(n);
     let start = Instant::now();
-    let flow = Flow::builder(svc)
-        .name("email")
-        .policy(policy)
-        .io(|i: usize| {
-            sleep(IO);
-            i
-        })
-        .intensive(move |i: usize| (i, burn(iters, i as u64)))
-        .light(move |(i, h): (usize, u64)| {
-            log_line(i, h);
-            latch.count_down();
-        })
-        .build();
+    let flow = email_flow(svc, policy, iters, latch);
     let cpu0 = thread_cpu_ns();
     let wait0 = schedstat(1);
     let (v0, i0) = ctxt_switches();

@@ -24,6 +24,7 @@ mod common;
 mod plots;
 
 use common::Latch;
+use common::mixed::{CPU, IO, burn, calibrate, email_flow, log_line};
 use hdrhistogram::Histogram;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -32,15 +33,11 @@ use std::sync::mpsc::channel;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use uberpool::{Flow, PoolsConfig, Resources, SchedulerService};
+use uberpool::{PoolsConfig, ProactorPolicy, Resources, SchedulerService};
 
 const DEDICATED: &str = "org.mule.runtime.scheduler.SchedulerPoolStrategy=DEDICATED\n";
 const UBER_SHORT_KEEPALIVE: &str = "org.mule.runtime.scheduler.SchedulerPoolStrategy=UBER\n\
                                     org.mule.runtime.scheduler.uber.threadPool.threadKeepAlive=1000\n";
-/// Blocking IO per item of workload 1.
-const IO: Duration = Duration::from_millis(2);
-/// CPU work per item of workload 1.
-const CPU: Duration = Duration::from_micros(50);
 /// tokio's default cap on blocking threads.
 const TOKIO_MAX_BLOCKING: usize = 512;
 
@@ -99,37 +96,6 @@ fn service(text: Option<&str>) -> SchedulerService {
         .expect("service starts")
 }
 
-/// Real CPU work: `iters` rounds of a mixing function the optimizer cannot remove.
-fn burn(iters: u64, seed: u64) -> u64 {
-    let mut x = seed | 1;
-    for _ in 0..iters {
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        x ^= x >> 33;
-    }
-    black_box(x)
-}
-
-/// Iterations of [`burn`] that take [`CPU`] on one core of this machine (fastest of 50 trials).
-fn calibrate() -> u64 {
-    let probe = 100_000u64;
-    let best = (0..50)
-        .map(|i| {
-            let t = Instant::now();
-            burn(probe, i);
-            t.elapsed()
-        })
-        .min()
-        .unwrap();
-    (probe as f64 * CPU.as_secs_f64() / best.as_secs_f64()).max(1.0) as u64
-}
-
-/// The light step: what a log line costs.
-fn log_line(i: usize, h: u64) {
-    black_box(format!("sent message {i} ({h:x})"));
-}
-
 /// The whole item on one thread (for the peers that run everything in one pool).
 fn item(i: usize, iters: u64) {
     sleep(IO);
@@ -166,18 +132,7 @@ struct Contender<'a> {
 }
 
 fn uber_flow(svc: &SchedulerService, n: usize, iters: u64, latch: Latch) {
-    let flow = Flow::builder(svc)
-        .name("email")
-        .io(|i: usize| {
-            sleep(IO);
-            i
-        })
-        .intensive(move |i: usize| (i, burn(iters, i as u64)))
-        .light(move |(i, h): (usize, u64)| {
-            log_line(i, h);
-            latch.count_down();
-        })
-        .build();
+    let flow = email_flow(svc, ProactorPolicy::Mule, iters, latch);
     for i in 0..n {
         // The handle is dropped: the run is detached and counts the latch down when done.
         drop(flow.run(i).expect("flow run accepted"));
