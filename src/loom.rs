@@ -135,3 +135,14 @@ mod imp {
 }
 
 pub(crate) use imp::*;
+
+/// Runs a loom model of `f`, exploring up to `preemption_bound` preemptions per execution
+/// (unless `LOOM_MAX_PREEMPTIONS` sets another bound).
+#[cfg(all(test, loom))]
+pub(crate) fn model(preemption_bound: usize, f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(preemption_bound);
+    }
+    builder.check(f);
+}

@@ -496,11 +496,7 @@ mod loom_tests {
     }
 
     fn model(f: impl Fn() + Sync + Send + 'static) {
-        let mut builder = loom::model::Builder::new();
-        if builder.preemption_bound.is_none() {
-            builder.preemption_bound = Some(3);
-        }
-        builder.check(f);
+        crate::loom::model(3, f);
     }
 
     /// A caller waiting for a slot is woken by the release that frees it (waits are untimed

@@ -6,12 +6,12 @@
 
 mod common;
 
-use common::{GUARD, Gate, block, join, outcome, wait_until};
+use common::{GUARD, Gate, block, join, outcome, poll_until, wait_until};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::channel;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use uberpool::pool::PoolMetrics;
 use uberpool::{
@@ -103,15 +103,7 @@ fn open_once_waiting(
     let pool_name = pool_name.to_owned();
     let gate = gate.clone();
     thread::spawn(move || {
-        let start = Instant::now();
-        let mut seen = false;
-        while start.elapsed() < GUARD {
-            if pool(&service, &pool_name).waited == 1 {
-                seen = true;
-                break;
-            }
-            thread::sleep(Duration::from_millis(2));
-        }
+        let seen = poll_until(|| pool(&service, &pool_name).waited == 1);
         gate.open();
         seen
     })
@@ -576,10 +568,7 @@ fn stop_waits_for_running_and_queued_tasks_and_returns_true() {
         let view = view.clone();
         let gate = gate.clone();
         thread::spawn(move || {
-            let start = Instant::now();
-            while !view.is_shutdown() && start.elapsed() < GUARD {
-                thread::sleep(Duration::from_millis(2));
-            }
+            poll_until(|| view.is_shutdown());
             gate.open();
         })
     };

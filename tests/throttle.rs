@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{GUARD, Gate, block, join, outcome, wait_until};
+use common::{GUARD, Gate, HighWater, PREFIX, block, join, outcome, service, wait_until};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{RecvTimeoutError, channel};
 use std::sync::{Arc, Barrier};
@@ -19,15 +19,6 @@ use uberpool::{
     PoolsConfig, RejectKind, Resources, Scheduler, SchedulerConfig, SchedulerError,
     SchedulerService, Strategy, TaskClass, TaskError,
 };
-
-const PREFIX: &str = "org.mule.runtime.scheduler.";
-
-fn service(name: &str) -> SchedulerService {
-    SchedulerService::builder()
-        .name(name)
-        .build()
-        .expect("service starts")
-}
 
 /// DEDICATED with roomy pools (cpuLight 4, io up to 64, cpuIntensive 4, no queues).
 fn dedicated(name: &str) -> SchedulerService {
@@ -93,16 +84,14 @@ fn max_one_runs_tasks_one_at_a_time() {
         TaskClass::Io,
         SchedulerConfig::new().max_concurrent_tasks(1),
     );
-    let running = Arc::new(AtomicUsize::new(0));
-    let high_water = Arc::new(AtomicUsize::new(0));
+    let high_water = HighWater::default();
     let handles: Vec<_> = (0..20)
         .map(|i| {
-            let (running, high_water) = (running.clone(), high_water.clone());
+            let high_water = high_water.clone();
             view.submit(move || {
-                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                high_water.fetch_max(now, Ordering::SeqCst);
+                high_water.enter();
                 thread::yield_now();
-                running.fetch_sub(1, Ordering::SeqCst);
+                high_water.leave();
                 i
             })
             .unwrap()
@@ -110,7 +99,7 @@ fn max_one_runs_tasks_one_at_a_time() {
         .collect();
     let sum: i32 = handles.into_iter().map(join).sum();
     assert_eq!(sum, 190);
-    assert_eq!(high_water.load(Ordering::SeqCst), 1);
+    assert_eq!(high_water.peak(), 1);
     assert_eq!(in_flight(&view), (0, 0));
 }
 
@@ -126,15 +115,13 @@ fn a_limit_of_3_holds_under_8_submitters_of_1000_tasks_each() {
                 .max_concurrent_tasks(3)
                 .queue_size(queue),
         );
-        let running = Arc::new(AtomicUsize::new(0));
-        let high_water = Arc::new(AtomicUsize::new(0));
+        let high_water = HighWater::default();
         let done = Arc::new(AtomicUsize::new(0));
         let start = Arc::new(Barrier::new(8));
         let submitters: Vec<_> = (0..8)
             .map(|_| {
-                let (view, running, high_water, done, start) = (
+                let (view, high_water, done, start) = (
                     view.clone(),
-                    running.clone(),
                     high_water.clone(),
                     done.clone(),
                     start.clone(),
@@ -142,13 +129,11 @@ fn a_limit_of_3_holds_under_8_submitters_of_1000_tasks_each() {
                 thread::spawn(move || {
                     start.wait();
                     for _ in 0..1000 {
-                        let (running, high_water, done) =
-                            (running.clone(), high_water.clone(), done.clone());
+                        let (high_water, done) = (high_water.clone(), done.clone());
                         view.execute(move || {
-                            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                            high_water.fetch_max(now, Ordering::SeqCst);
+                            high_water.enter();
                             std::hint::black_box((0..50).sum::<u64>());
-                            running.fetch_sub(1, Ordering::SeqCst);
+                            high_water.leave();
                             done.fetch_add(1, Ordering::SeqCst);
                         })
                         .expect("a foreign caller waits, it is never refused");
@@ -160,7 +145,7 @@ fn a_limit_of_3_holds_under_8_submitters_of_1000_tasks_each() {
             submitter.join().unwrap();
         }
         wait_until("all 8,000 tasks", || done.load(Ordering::SeqCst) == 8000);
-        assert!(high_water.load(Ordering::SeqCst) <= 3, "queue {queue}");
+        assert!(high_water.peak() <= 3, "queue {queue}");
         let status = view.throttle().unwrap();
         assert!(status.peak_in_flight <= 3, "{status:?}");
         assert_eq!(status.throttled, 0, "nobody was refused");
@@ -552,17 +537,15 @@ fn delayed_tasks_are_throttled_when_they_run_and_give_their_slots_back() {
         TaskClass::Io,
         SchedulerConfig::new().max_concurrent_tasks(1),
     );
-    let running = Arc::new(AtomicUsize::new(0));
-    let high_water = Arc::new(AtomicUsize::new(0));
+    let high_water = HighWater::default();
     let (tx, rx) = channel();
     let handles: Vec<_> = (0..20)
         .map(|_| {
-            let (running, high_water, tx) = (running.clone(), high_water.clone(), tx.clone());
+            let (high_water, tx) = (high_water.clone(), tx.clone());
             view.schedule(Duration::from_millis(1), move || {
-                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                high_water.fetch_max(now, Ordering::SeqCst);
+                high_water.enter();
                 thread::yield_now();
-                running.fetch_sub(1, Ordering::SeqCst);
+                high_water.leave();
                 tx.send(()).unwrap();
             })
             .expect("every delayed task is accepted")
@@ -571,7 +554,7 @@ fn delayed_tasks_are_throttled_when_they_run_and_give_their_slots_back() {
     for _ in 0..20 {
         rx.recv_timeout(GUARD).unwrap();
     }
-    assert_eq!(high_water.load(Ordering::SeqCst), 1);
+    assert_eq!(high_water.peak(), 1);
     wait_until("every delayed task done", || {
         handles.iter().all(|h| h.is_done())
     });
@@ -774,22 +757,20 @@ fn a_rate_and_a_limit_combine() {
             .rate_limit(1000, Duration::from_secs(1))
             .queue_size(50),
     );
-    let running = Arc::new(AtomicUsize::new(0));
-    let high_water = Arc::new(AtomicUsize::new(0));
+    let high_water = HighWater::default();
     let handles: Vec<_> = (0..50)
         .map(|_| {
-            let (running, high_water) = (running.clone(), high_water.clone());
+            let high_water = high_water.clone();
             view.submit(move || {
-                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                high_water.fetch_max(now, Ordering::SeqCst);
+                high_water.enter();
                 thread::yield_now();
-                running.fetch_sub(1, Ordering::SeqCst);
+                high_water.leave();
             })
             .unwrap()
         })
         .collect();
     handles.into_iter().for_each(join);
-    assert_eq!(high_water.load(Ordering::SeqCst), 1);
+    assert_eq!(high_water.peak(), 1);
     wait_until("the gate to empty", || in_flight(&view) == (0, 0));
 }
 

@@ -8,24 +8,13 @@
 
 mod common;
 
-use common::{GUARD, Gate, block, wait_until};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use common::{GUARD, Gate, HighWater, PREFIX, block, service, wait_until};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use uberpool::chrono::Utc;
 use uberpool::{MAX_DELAY, PoolsConfig, Resources, ScheduleErrorKind, SchedulerService, Strategy};
-
-const PREFIX: &str = "org.mule.runtime.scheduler.";
-
-fn service(name: &str) -> SchedulerService {
-    SchedulerService::builder()
-        .name(name)
-        .build()
-        .expect("service starts")
-}
 
 /// DEDICATED, every pool one thread with no queue: one blocked task makes a pool full.
 fn dedicated_ones(name: &str) -> SchedulerService {
@@ -363,23 +352,21 @@ fn fixed_rate_runs_repeatedly_no_faster_than_its_period() {
 fn a_fixed_rate_task_slower_than_its_period_neither_overlaps_nor_piles_up() {
     let svc = service("slow-rate");
     let period = Duration::from_millis(10);
-    let running = Arc::new(AtomicUsize::new(0));
-    let high_water = Arc::new(AtomicUsize::new(0));
+    let high_water = HighWater::default();
     let (tx, rx) = channel();
     let start = Instant::now();
     let handle = {
-        let (running, high_water) = (running.clone(), high_water.clone());
+        let high_water = high_water.clone();
         let mut first = true;
         svc.io()
             .schedule_at_fixed_rate(Duration::ZERO, period, move || {
-                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                high_water.fetch_max(now, Ordering::SeqCst);
+                high_water.enter();
                 if first {
                     first = false;
                     // The workload: one run covering several periods.
                     thread::sleep(period * 6);
                 }
-                running.fetch_sub(1, Ordering::SeqCst);
+                high_water.leave();
                 let _ = tx.send(());
             })
             .unwrap()
@@ -390,7 +377,7 @@ fn a_fixed_rate_task_slower_than_its_period_neither_overlaps_nor_piles_up() {
     let (runs, skipped) = (handle.runs(), handle.skipped_ticks());
     let ticks_so_far = (start.elapsed().as_nanos() / period.as_nanos()) as u64 + 1;
     handle.cancel();
-    assert_eq!(high_water.load(Ordering::SeqCst), 1, "runs never overlap");
+    assert_eq!(high_water.peak(), 1, "runs never overlap");
     assert!(
         skipped >= 4,
         "the ticks during the slow run were skipped: {skipped}"
@@ -708,21 +695,19 @@ fn cancel_during_a_cron_run_lets_it_finish_and_stops_the_schedule() {
 #[test]
 fn a_cron_run_longer_than_its_interval_never_overlaps_and_the_next_starts_after_it() {
     let svc = service("cron-overrun");
-    let running = Arc::new(AtomicUsize::new(0));
-    let high_water = Arc::new(AtomicUsize::new(0));
+    let high_water = HighWater::default();
     let (tx, rx) = channel();
     let handle = {
-        let (running, high_water) = (running.clone(), high_water.clone());
+        let high_water = high_water.clone();
         let mut first = true;
         svc.io()
             .schedule_cron_in("* * * * * *", Utc, move || {
                 let started = Instant::now();
-                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                high_water.fetch_max(now, Ordering::SeqCst);
+                high_water.enter();
                 if std::mem::take(&mut first) {
                     thread::sleep(Duration::from_millis(1500)); // the workload: over a tick
                 }
-                running.fetch_sub(1, Ordering::SeqCst);
+                high_water.leave();
                 let _ = tx.send((started, Instant::now()));
             })
             .unwrap()
@@ -734,7 +719,7 @@ fn a_cron_run_longer_than_its_interval_never_overlaps_and_the_next_starts_after_
         second_start >= first_end,
         "the next run starts after the long one ends"
     );
-    assert_eq!(high_water.load(Ordering::SeqCst), 1);
+    assert_eq!(high_water.peak(), 1);
     assert!(
         handle.skipped_ticks() >= 1,
         "the tick during the long run was skipped"

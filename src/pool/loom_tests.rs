@@ -9,11 +9,7 @@ use super::ThreadPool;
 use crate::loom::{Arc, AtomicUsize, Ordering};
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(2);
-    }
-    builder.check(f);
+    crate::loom::model(2, f);
 }
 
 /// A task admitted to an idle (possibly asleep) worker is run: no lost wake-up.

@@ -135,7 +135,7 @@ impl Job {
         H: RunHooks,
     {
         let block = Box::new(WithCell {
-            cell: TaskCell::<T>::new(WithCell::<F, T, H>::VTABLE, 2),
+            cell: TaskCell::<T>::new(WithCell::<F, T, H>::VTABLE),
             work: UnsafeCell::new(ManuallyDrop::new((f, hooks))),
         });
         let ptr = NonNull::from(Box::leak(block));
@@ -253,10 +253,11 @@ pub(crate) struct TaskCell<T> {
 }
 
 impl<T> TaskCell<T> {
-    fn new(vtable: &'static VTable, refs: usize) -> Self {
+    /// A cell shared by two owners (job and handle, or completer and handle).
+    fn new(vtable: &'static VTable) -> Self {
         Self {
             header: Header { vtable },
-            refs: AtomicUsize::new(refs),
+            refs: AtomicUsize::new(2),
             state: AtomicUsize::new(QUEUED),
             slot: Mutex::new(Slot {
                 outcome: None,
@@ -283,7 +284,7 @@ unsafe impl<T: Send> Sync for CellRef<T> {}
 impl<T: Send + 'static> CellRef<T> {
     /// A cell without a job, and two references to it (for a completer and its handle).
     pub(crate) fn new_pair() -> (CellRef<T>, CellRef<T>) {
-        let block = Box::new(TaskCell::<T>::new(Self::BARE, 2));
+        let block = Box::new(TaskCell::<T>::new(Self::BARE));
         let ptr = NonNull::from(Box::leak(block));
         let first = CellRef {
             ptr,

@@ -1,21 +1,63 @@
-//! Helpers shared by the integration tests: a failure guard, a polling wait bounded by it, and a
-//! gate that blocked tasks wait on.
+//! Helpers shared by the integration tests: a failure guard, a polling wait bounded by it, a
+//! gate that blocked tasks wait on, and a high-water mark of tasks running at once.
 //!
 //! Each test file compiles this module on its own and uses part of it.
 #![allow(dead_code)]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+/// Prefix of every Mule scheduler key.
+pub const PREFIX: &str = "org.mule.runtime.scheduler.";
 
 /// The generous failure guard of every wait in the tests: never a sequencing device.
 pub const GUARD: Duration = Duration::from_secs(20);
 
-/// Polls `cond` until it holds; panics after [`GUARD`].
-pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+/// Polls `cond` until it holds or [`GUARD`] passes; `true` if it held.
+pub fn poll_until(mut cond: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < GUARD, "timed out waiting for {what}");
+        if start.elapsed() >= GUARD {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(2));
+    }
+    true
+}
+
+/// Polls `cond` until it holds; panics after [`GUARD`].
+pub fn wait_until(what: &str, cond: impl FnMut() -> bool) {
+    assert!(poll_until(cond), "timed out waiting for {what}");
+}
+
+/// A service with the default configuration, named `name`.
+pub fn service(name: &str) -> uberpool::SchedulerService {
+    uberpool::SchedulerService::builder()
+        .name(name)
+        .build()
+        .expect("service starts")
+}
+
+/// Counts tasks running at once and keeps the highest count seen.
+#[derive(Clone, Default)]
+pub struct HighWater(Arc<(AtomicUsize, AtomicUsize)>);
+
+impl HighWater {
+    /// A task starts.
+    pub fn enter(&self) {
+        let now = self.0.0.fetch_add(1, Ordering::SeqCst) + 1;
+        self.0.1.fetch_max(now, Ordering::SeqCst);
+    }
+
+    /// A task ends.
+    pub fn leave(&self) {
+        self.0.0.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// The most tasks that ran at once.
+    pub fn peak(&self) -> usize {
+        self.0.1.load(Ordering::SeqCst)
     }
 }
 
