@@ -1234,17 +1234,17 @@ fn service_shutdown_uses_the_configured_graceful_timeout() {
     assert_eq!(outcome(blocker), Ok(()));
 }
 
-#[test]
-fn a_thread_the_spawn_handler_refuses_makes_the_submission_busy_not_a_hang() {
-    let spawned = Arc::new(AtomicUsize::new(0));
+/// UBER with core 1 and max 4 whose spawn handler lets only the core thread start; the counter
+/// counts every spawn attempt.
+fn core_thread_only(name: &str) -> (SchedulerService, Arc<AtomicUsize>) {
+    let attempts = Arc::new(AtomicUsize::new(0));
     let svc = {
-        let spawned = spawned.clone();
+        let attempts = attempts.clone();
         SchedulerService::builder()
-            .name("sh")
+            .name(name)
             .config(uber(1, 4, 0))
             .spawn_handler(move |spawn| {
-                // Only the core thread may start.
-                if spawned.fetch_add(1, Ordering::SeqCst) > 0 {
+                if attempts.fetch_add(1, Ordering::SeqCst) > 0 {
                     return Err(std::io::Error::other("no more threads"));
                 }
                 thread::Builder::new()
@@ -1255,6 +1255,12 @@ fn a_thread_the_spawn_handler_refuses_makes_the_submission_busy_not_a_hang() {
             .build()
             .unwrap()
     };
+    (svc, attempts)
+}
+
+#[test]
+fn a_thread_the_spawn_handler_refuses_makes_the_submission_busy_not_a_hang() {
+    let (svc, _spawn_attempts) = core_thread_only("sh");
     let gate = Gate::new();
     let blocker = block(&svc.io(), &gate);
     let refused = svc
@@ -1305,25 +1311,7 @@ fn execute_runs_inline_from_an_io_thread_on_the_full_io_pool() {
 
 #[test]
 fn a_waiting_submitter_does_not_retry_a_refused_thread_in_a_busy_loop() {
-    let attempts = Arc::new(AtomicUsize::new(0));
-    let svc = {
-        let attempts = attempts.clone();
-        SchedulerService::builder()
-            .name("bl")
-            .config(uber(1, 4, 0))
-            .spawn_handler(move |spawn| {
-                // Only the core thread may start.
-                if attempts.fetch_add(1, Ordering::SeqCst) > 0 {
-                    return Err(std::io::Error::other("no more threads"));
-                }
-                thread::Builder::new()
-                    .name(spawn.name().to_owned())
-                    .spawn(move || spawn.run())
-                    .map(|_| ())
-            })
-            .build()
-            .unwrap()
-    };
+    let (svc, attempts) = core_thread_only("bl");
     let gate = Gate::new();
     let blocker = block(&svc.io(), &gate);
     let before = attempts.load(Ordering::SeqCst);
