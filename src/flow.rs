@@ -355,6 +355,35 @@ impl<I: Send + 'static, O: Send + 'static> Flow<I, O> {
         self.core.policy
     }
 
+    /// How many more runs the flow would start right now without making the caller wait or
+    /// refusing: the room of its first step's pool, and no more than the free places under its
+    /// [`max_concurrency`](FlowBuilder::max_concurrency). A snapshot (see
+    /// [`Scheduler::free_slots`](crate::Scheduler::free_slots)); zero once the service is shut
+    /// down.
+    ///
+    /// ```
+    /// use uberpool::{Flow, SchedulerService};
+    ///
+    /// let service = SchedulerService::builder().build()?;
+    /// let send = Flow::builder(&service).io(|id: u32| id).max_concurrency(8).build();
+    /// assert_eq!(send.free_slots(), 8);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn free_slots(&self) -> usize {
+        let core = &self.core;
+        let pool_free = match core.steps.first() {
+            Some(step) => core.pool(step.class).pool.free_slots(),
+            None => usize::MAX,
+        };
+        match &core.gate {
+            None => pool_free,
+            Some(gate) => gate
+                .limit
+                .saturating_sub(*gate.in_flight.lock())
+                .min(pool_free),
+        }
+    }
+
     /// Starts a run: the entry dispatches the first step to its class's pool.
     ///
     /// When that pool is full (or the flow is at its `max_concurrency`), the calling thread's

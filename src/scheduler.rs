@@ -817,6 +817,39 @@ impl Scheduler {
         self.view.throttle.as_ref().map(Throttle::status)
     }
 
+    /// How many more tasks this scheduler would accept right now without making the caller
+    /// wait, running a task on the caller's thread, or refusing: the room of its pool (idle
+    /// threads, queue room, threads it may still start) and, for a throttled or rate-limited
+    /// scheduler, the free slots and queue room of its gate. Zero once it is shut down.
+    ///
+    /// A snapshot, for callers that pull work from elsewhere (a queue consumer takes only as
+    /// many jobs as this says): other submitters may take the room before the caller uses it,
+    /// and the submission then follows the usual rules.
+    ///
+    /// ```
+    /// use uberpool::{SchedulerConfig, SchedulerService, TaskClass};
+    ///
+    /// let service = SchedulerService::builder().build()?;
+    /// let relay = service.scheduler_with(
+    ///     TaskClass::Io,
+    ///     SchedulerConfig::new().max_concurrent_tasks(4).queue_size(10),
+    /// )?;
+    /// assert_eq!(relay.free_slots(), 4 + 10);
+    /// relay.shutdown();
+    /// assert_eq!(relay.free_slots(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn free_slots(&self) -> usize {
+        if self.is_shutdown() {
+            return 0;
+        }
+        let pool_free = self.view.entry.pool.free_slots();
+        match &self.view.throttle {
+            None => pool_free,
+            Some(throttle) => throttle.free_slots(pool_free),
+        }
+    }
+
     /// `true` once the scheduler (or its pool) no longer accepts work.
     pub fn is_shutdown(&self) -> bool {
         self.view.is_shut()

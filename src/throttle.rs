@@ -302,6 +302,19 @@ impl Throttle {
         self.room.notify_all();
     }
 
+    /// Tasks the gate would let through or hold right now without making a caller wait or
+    /// refusing: free slots (at most `pool_free` of them, the room of the pool behind the gate)
+    /// plus free room in the view's own queue. A snapshot.
+    pub(crate) fn free_slots(&self, pool_free: usize) -> usize {
+        let state = self.state.lock();
+        let slots = if state.held.is_empty() {
+            self.limit.saturating_sub(state.in_flight).min(pool_free)
+        } else {
+            0
+        };
+        slots.saturating_add(self.queue_cap.saturating_sub(state.held.len()))
+    }
+
     /// A snapshot.
     pub(crate) fn status(&self) -> ThrottleStatus {
         let state = self.state.lock();

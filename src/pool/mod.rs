@@ -455,6 +455,20 @@ impl Shared {
         }
     }
 
+    /// See [`ThreadPool::free_slots`].
+    pub(crate) fn free_slots(&self) -> usize {
+        let state = self.state.load();
+        if state.is_shutdown() {
+            return 0;
+        }
+        let queueable = (state.idle() + self.spec.queue_size).saturating_sub(state.pending());
+        let growable = self
+            .spec
+            .max_size
+            .saturating_sub(self.threads.load(Ordering::SeqCst));
+        queueable.saturating_add(growable)
+    }
+
     fn metrics(&self) -> PoolMetrics {
         let state = self.state.load();
         let threads = self.threads.load(Ordering::Relaxed);
@@ -819,6 +833,24 @@ impl ThreadPool {
                 self.name(),
             )),
         }
+    }
+
+    /// How many more tasks the pool would accept right now without refusing: idle threads and
+    /// queue room not yet taken by pending tasks, plus the threads it may still start. A
+    /// snapshot: by the time the caller acts, other submitters may have taken the room. Zero
+    /// once the pool is shutting down.
+    ///
+    /// ```
+    /// use uberpool::pool::ThreadPool;
+    ///
+    /// let pool = ThreadPool::builder().core_size(2).max_size(4).queue_size(3).build()?;
+    /// assert_eq!(pool.free_slots(), 2 + 3 + 2);
+    /// pool.shutdown();
+    /// assert_eq!(pool.free_slots(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn free_slots(&self) -> usize {
+        self.shared.free_slots()
     }
 
     /// The state the pool's handles and threads share (for the schedulers built on the pool).
