@@ -161,10 +161,7 @@ fn pump(
         .queue_size(usize::try_from(settings.recipients.max(1))?);
     if settings.throttle_us > 0 {
         // Each of the `jobs` connections sends at most one message per throttle time.
-        config = config.rate_limit(
-            u32::try_from(jobs)?,
-            Duration::from_micros(settings.throttle_us),
-        );
+        config = config.rate_limit(jobs, Duration::from_micros(settings.throttle_us));
     }
     let relay_view = service.scheduler_with(TaskClass::Io, config)?;
     let started = Instant::now();

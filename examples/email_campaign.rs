@@ -60,7 +60,7 @@ fn parse_args() -> Result<Options, String> {
                 options.campaign.smtp_connections = number("--smtp-connections")?.max(1)
             }
             "--rate" => {
-                let rate = u32::try_from(number("--rate")?).map_err(|e| e.to_string())?;
+                let rate = number("--rate")?;
                 options.campaign.rate_per_second = (rate > 0).then_some(rate);
             }
             "--max-attempts" => {

@@ -6,25 +6,29 @@
 //! it is handed to the next step's pool as one job. A step that meets a full pool follows the
 //! caller-aware policy of the thread at hand: an IO (or uber, or foreign) thread waits for
 //! capacity, a CPU thread before a CPU_LIGHT step runs it in place, and otherwise the run is
-//! retried from the service's timer with a short back-off — no CPU thread ever blocks on it.
+//! offered again from the service's timer (`dispatch::offer_or_retry`) — no CPU thread ever
+//! blocks on it. `max_concurrency` is a concurrency gate of the same kind a throttled
+//! scheduler has (`throttle.rs`), without a queue.
 
 use std::any::Any;
 use std::fmt;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
-
-use parking_lot::{Condvar, Mutex};
 
 use crate::TaskClass;
-use crate::policy::{self, ThreadRole};
+use crate::dispatch::{
+    Attempt, Offered, Patience, Redeliver, ServicePool, drop_user_value, offer_or_retry,
+};
+use crate::loom::Ordering;
+use crate::pool::Shared;
 use crate::rejected::{RejectKind, Rejected};
-use crate::scheduler::{CURRENT_TASK, Offered, Patience, PoolEntry};
-use crate::service::{SchedulerService, WeakService};
+use crate::role::{ThreadRole, current_role};
+use crate::service::SchedulerService;
 use crate::task::{Completer, Job, RunOutcome, Runnable, TaskError, TaskHandle, panic_message};
-use crate::timer::Fire;
+use crate::throttle::Throttle;
+use crate::timer::Timer;
+use crate::view::run_as;
 
 /// Where a flow switches threads.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -53,21 +57,18 @@ struct Step {
     f: Box<StepFn>,
 }
 
-/// Bounds flows in flight ([`FlowBuilder::max_concurrency`]).
-struct Gate {
-    limit: usize,
-    in_flight: Mutex<usize>,
-    freed: Condvar,
-}
-
-/// One flow's slot under its concurrency limit; released when the run ends.
-struct Permit(Arc<Gate>);
+/// One run's place under its flow's `max_concurrency`; given back when the run ends.
+struct Permit(Arc<FlowCore>);
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        let mut in_flight = self.0.in_flight.lock();
-        *in_flight -= 1;
-        self.0.freed.notify_one();
+        if let Some(gate) = &self.0.gate {
+            let pump = gate.release();
+            debug_assert!(
+                pump.start.is_empty() && pump.arm_at.is_none(),
+                "a flow's gate has no queue and no rate"
+            );
+        }
     }
 }
 
@@ -76,9 +77,11 @@ struct FlowCore {
     policy: ProactorPolicy,
     steps: Vec<Step>,
     /// Pools by class: CPU_LIGHT, CPU_INTENSIVE, IO.
-    pools: [Arc<PoolEntry>; 3],
-    service: WeakService,
-    gate: Option<Arc<Gate>>,
+    pools: [Arc<ServicePool>; 3],
+    /// The service's timer, for hops a full pool refused.
+    timer: Timer,
+    /// `max_concurrency`: a gate with that many slots, no queue, no rate.
+    gate: Option<Throttle>,
 }
 
 fn class_index(class: TaskClass) -> usize {
@@ -90,8 +93,13 @@ fn class_index(class: TaskClass) -> usize {
 }
 
 impl FlowCore {
-    fn pool(&self, class: TaskClass) -> &Arc<PoolEntry> {
+    fn pool(&self, class: TaskClass) -> &Arc<ServicePool> {
         &self.pools[class_index(class)]
+    }
+
+    /// The service is shutting down (its pools refuse work).
+    fn is_shut(&self) -> bool {
+        self.pools.iter().any(|pool| pool.pool.is_shutdown())
     }
 
     /// Whether the step of class `next` runs in place on the current thread.
@@ -101,7 +109,7 @@ impl FlowCore {
             ProactorPolicy::Affinity => {
                 next == TaskClass::CpuLight
                     || matches!(
-                        (policy::current_role(), next),
+                        (current_role(), next),
                         (ThreadRole::Uber, _)
                             | (ThreadRole::CpuLight, TaskClass::CpuLight)
                             | (ThreadRole::Io, TaskClass::Io)
@@ -120,17 +128,11 @@ struct FlowRun<O> {
     next: usize,
     value: Box<dyn Any + Send>,
     done: Completer<O>,
-    retries: u32,
     /// Whether this run is the top-level task of the pool thread running it: its hop at the end
     /// of a step is then the task's last act, and may go to the same pool as a tail hand-off.
     tail: bool,
     _permit: Option<Permit>,
 }
-
-/// First retry delay of a step whose pool was full (offered by a thread that must not block);
-/// doubles up to [`RETRY_MAX`]. Mule retries every 2 ms.
-const RETRY_FIRST: Duration = Duration::from_millis(1);
-const RETRY_MAX: Duration = Duration::from_millis(4);
 
 impl<O: Send + 'static> FlowRun<O> {
     /// Runs steps on this thread from `next` until the flow ends or must switch.
@@ -139,9 +141,9 @@ impl<O: Send + 'static> FlowRun<O> {
             let index = self.next;
             let step = &self.core.steps[index];
             let value = std::mem::replace(&mut self.value, Box::new(()));
-            let saved = CURRENT_TASK.with(|c| c.replace(Some((step.class, 0))));
-            let result = catch_unwind(AssertUnwindSafe(|| (step.f)(value)));
-            CURRENT_TASK.with(|c| c.set(saved));
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                run_as(step.class, 0, || (step.f)(value))
+            }));
             match result {
                 Ok(value) => self.value = value,
                 Err(payload) => {
@@ -152,6 +154,7 @@ impl<O: Send + 'static> FlowRun<O> {
                         step.class,
                         panic_message(&*payload)
                     );
+                    drop_user_value(payload, "a panic payload");
                     tracing::warn!(flow = %self.core.name, step = index + 1, "{message}");
                     self.done.complete(Err(TaskError::Panicked(message)));
                     return;
@@ -166,9 +169,7 @@ impl<O: Send + 'static> FlowRun<O> {
             if self.core.stays_in_place(next_class) {
                 self.core
                     .pool(next_class)
-                    .pool
-                    .shared()
-                    .counters
+                    .counts
                     .hops_elided
                     .fetch_add(1, Ordering::Relaxed);
                 continue;
@@ -186,65 +187,63 @@ impl<O: Send + 'static> FlowRun<O> {
         }
     }
 
-    /// Hands the run to the next step's pool. A full pool is met as the caller-aware policy says
-    /// for the thread at hand: a thread that may wait (IO, uber, your own) waits for capacity; a
-    /// thread that may run the work inline (a CPU thread before a CPU_LIGHT step) runs it in
-    /// place; any other thread (CPU threads, the timer) never blocks — the run is retried from the
-    /// timer. A pool that is shut down cancels the flow.
-    ///
-    /// A run that is its thread's top-level task, hopping to that thread's own pool (UBER, or an
-    /// IO step after an IO step), hands the step off as its tail
-    /// ([`Shared::admit_as_tail`](crate::pool::Shared::admit_as_tail)): the pool takes it
-    /// without growing or waking anyone, and the finishing thread (or a thief) runs it. Not under
-    /// `Always`, the policy whose point is a real switch at every step.
-    fn dispatch(mut self) {
-        let entry = self.core.pool(self.core.steps[self.next].class).clone();
-        let counters = &entry.shared().counters;
+    /// Hands the run to the next step's pool: from this thread first, then from the timer
+    /// while the pool is full (see [`Redeliver for FlowRun`](#impl-Redeliver-for-FlowRun<O>)).
+    fn dispatch(self) {
+        let timer = self.core.timer.clone();
+        offer_or_retry(&timer, self);
+    }
+}
+
+/// A hop meets a full pool as the caller-aware policy says for the thread at hand: a thread
+/// that may wait (IO, uber, your own) waits for capacity; a thread that may run the work inline
+/// (a CPU thread before a CPU_LIGHT step) runs it in place; any other thread (CPU threads, the
+/// timer) never blocks — the run is offered again from the timer. A pool that is shut down
+/// cancels the flow.
+///
+/// A run that is its thread's top-level task, hopping to that thread's own pool (UBER, or an IO
+/// step after an IO step), hands the step off as its tail ([`Shared::admit_as_tail`]): the pool
+/// takes it without growing or waking anyone, and the finishing thread (or a thief) runs it. Not
+/// under `Always`, the policy whose point is a real switch at every step.
+impl<O: Send + 'static> Redeliver for FlowRun<O> {
+    /// A flow run is accounted for by its handle, not by the shutdown report.
+    const IS_TASK: bool = false;
+
+    fn attempt(mut self) -> Attempt<Self> {
+        let pool = self.core.pool(self.core.steps[self.next].class).clone();
         let tail = std::mem::replace(&mut self.tail, false);
         let hand_off = tail && self.core.policy != ProactorPolicy::Always;
         let mut job = Job::new(FlowJob { run: self });
         if hand_off {
-            match crate::pool::Shared::admit_as_tail(entry.shared(), job) {
+            match Shared::admit_as_tail(pool.shared(), job) {
                 Ok(()) => {
-                    counters.hops_switched.fetch_add(1, Ordering::Relaxed);
-                    return;
+                    pool.counts.hops_switched.fetch_add(1, Ordering::Relaxed);
+                    return Attempt::Taken;
                 }
                 Err(back) => job = back,
             }
         }
-        match entry.offer(job, Patience::Policy) {
+        match pool.offer(job, Patience::Policy) {
             Offered::Accepted => {
-                counters.hops_switched.fetch_add(1, Ordering::Relaxed);
+                pool.counts.hops_switched.fetch_add(1, Ordering::Relaxed);
             }
-            Offered::RunHere(job) => {
-                counters.hops_elided.fetch_add(1, Ordering::Relaxed);
+            Offered::RunHere(job, inline) => {
+                pool.counts.hops_elided.fetch_add(1, Ordering::Relaxed);
                 let mut run = FlowJob::<O>::recover(job);
                 run.tail = tail;
                 run.drive();
+                drop(inline);
             }
-            Offered::Refused(job, RejectKind::Busy) => FlowJob::<O>::recover(job).retry_later(),
-            Offered::Refused(job, _) => FlowJob::<O>::recover(job)
-                .done
-                .complete(Err(TaskError::Cancelled)),
+            Offered::Refused(job, RejectKind::Busy) => {
+                return Attempt::Busy(FlowJob::<O>::recover(job));
+            }
+            Offered::Refused(job, _) => FlowJob::<O>::recover(job).abandon(),
         }
+        Attempt::Taken
     }
 
-    /// Dispatches again after a back-off, from the service's timer thread.
-    fn retry_later(mut self) {
-        let delay = RETRY_FIRST
-            .saturating_mul(1 << self.retries.min(5))
-            .min(RETRY_MAX);
-        self.retries = self.retries.saturating_add(1);
-        match self.core.service.upgrade() {
-            Some(service) => service.defer(
-                delay,
-                Box::new(move |fire| match fire {
-                    Fire::Due => self.dispatch(),
-                    Fire::Cancelled => self.done.complete(Err(TaskError::Cancelled)),
-                }),
-            ),
-            None => self.done.complete(Err(TaskError::Cancelled)),
-        }
+    fn abandon(self) {
+        self.done.complete(Err(TaskError::Cancelled));
     }
 }
 
@@ -377,10 +376,7 @@ impl<I: Send + 'static, O: Send + 'static> Flow<I, O> {
         };
         match &core.gate {
             None => pool_free,
-            Some(gate) => gate
-                .limit
-                .saturating_sub(*gate.in_flight.lock())
-                .min(pool_free),
+            Some(gate) => gate.free_slots(pool_free),
         }
     }
 
@@ -401,25 +397,13 @@ impl<I: Send + 'static, O: Send + 'static> Flow<I, O> {
 
     fn start(&self, input: I, patient: bool) -> Result<TaskHandle<O>, Rejected<I>> {
         let core = &self.core;
-        let role = policy::current_role();
-        let may_wait = patient && (role == ThreadRole::Foreign || role.may_wait());
+        let may_wait = patient && current_role().may_block();
         let permit = match &core.gate {
             None => None,
-            Some(gate) => {
-                let mut in_flight = gate.in_flight.lock();
-                while *in_flight >= gate.limit {
-                    if !may_wait {
-                        return Err(Rejected::new(
-                            input,
-                            RejectKind::Throttled,
-                            core.name.as_str(),
-                        ));
-                    }
-                    gate.freed.wait(&mut in_flight);
-                }
-                *in_flight += 1;
-                Some(Permit(gate.clone()))
-            }
+            Some(gate) => match gate.acquire(may_wait, None, &|| core.is_shut()) {
+                Ok(()) => Some(Permit(core.clone())),
+                Err(kind) => return Err(Rejected::new(input, kind, core.name.as_str())),
+            },
         };
         let (done, handle) = Completer::new();
         let run = FlowRun {
@@ -427,7 +411,6 @@ impl<I: Send + 'static, O: Send + 'static> Flow<I, O> {
             next: 0,
             value: Box::new(input),
             done,
-            retries: 0,
             tail: false,
             _permit: permit,
         };
@@ -443,15 +426,12 @@ impl<I: Send + 'static, O: Send + 'static> Flow<I, O> {
         };
         let (job, kind) = match entry.offer(Job::new(FlowJob { run }), patience) {
             Offered::Accepted => {
-                entry
-                    .shared()
-                    .counters
-                    .hops_switched
-                    .fetch_add(1, Ordering::Relaxed);
+                entry.counts.hops_switched.fetch_add(1, Ordering::Relaxed);
                 return Ok(handle);
             }
-            Offered::RunHere(job) => {
+            Offered::RunHere(job, inline) => {
                 job.run();
+                drop(inline);
                 return Ok(handle);
             }
             Offered::Refused(job, kind) => (job, kind),
@@ -538,8 +518,8 @@ impl<I: Send + 'static, O: Send + 'static> FlowBuilder<I, O> {
     }
 
     /// The flow's name, used in logs and in the message of a panicking step.
-    pub fn name(mut self, name: &str) -> Self {
-        self.name = name.to_owned();
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
         self
     }
 
@@ -569,14 +549,10 @@ impl<I: Send + 'static, O: Send + 'static> FlowBuilder<I, O> {
                 policy: self.policy,
                 steps: self.steps,
                 pools,
-                service: self.service.downgrade(),
-                gate: self.max_concurrency.map(|limit| {
-                    Arc::new(Gate {
-                        limit,
-                        in_flight: Mutex::new(0),
-                        freed: Condvar::new(),
-                    })
-                }),
+                timer: self.service.timer().clone(),
+                gate: self
+                    .max_concurrency
+                    .map(|limit| Throttle::new(Some(limit), None, 0)),
             }),
             _types: PhantomData,
         }

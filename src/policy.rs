@@ -17,32 +17,12 @@
 //! Threads that may wait: uber threads, IO threads, custom schedulers with `wait_allowed`.
 //! Threads that may run CPU_LIGHT work inline: cpuLight and cpuIntensive threads (DEDICATED) and
 //! custom schedulers with `direct_run_cpu_light_when_target_busy`.
+//!
+//! A throttled scheduler's gate has its own, smaller decision ([`decide_at_gate`]). Roles
+//! themselves (and which thread has which) live in `role.rs`; carrying a decision out (waiting,
+//! running inline within a bounded depth, refusing) is `dispatch.rs`'s job.
 
-/// What the calling thread is, as far as rejection is concerned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum ThreadRole {
-    /// A thread of the UBER pool (whatever class of task it is running).
-    Uber,
-    /// A thread of the DEDICATED cpuLight pool.
-    CpuLight,
-    /// A thread of the DEDICATED io pool.
-    Io,
-    /// A thread of the DEDICATED cpuIntensive pool.
-    CpuIntensive,
-    /// A thread of a custom scheduler's own pool.
-    Custom {
-        /// Identifies the custom pool (unique within the process).
-        id: usize,
-        /// The custom scheduler was configured with `wait_allowed`.
-        wait_allowed: bool,
-        /// The custom scheduler was configured with `direct_run_cpu_light_when_target_busy`.
-        direct_run_cpu_light: bool,
-    },
-    /// The service's timer thread, which only dispatches and must never block.
-    Timer,
-    /// Any other thread: `main`, the application's own threads.
-    Foreign,
-}
+use crate::role::ThreadRole;
 
 /// The pool a task is offered to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -73,52 +53,15 @@ pub(crate) enum Decision {
     Refuse,
 }
 
-impl ThreadRole {
-    /// Threads that may block waiting for a busy target (Mule's wait groups).
-    pub(crate) fn may_wait(self) -> bool {
-        matches!(
-            self,
-            ThreadRole::Uber
-                | ThreadRole::Io
-                | ThreadRole::Custom {
-                    wait_allowed: true,
-                    ..
-                }
-        )
-    }
-
-    /// Threads that run CPU_LIGHT work inline when its pool is busy.
-    pub(crate) fn may_run_cpu_light(self) -> bool {
-        matches!(
-            self,
-            ThreadRole::CpuLight
-                | ThreadRole::CpuIntensive
-                | ThreadRole::Custom {
-                    direct_run_cpu_light: true,
-                    ..
-                }
-        )
-    }
-
-    /// Threads of the pool that `target` names.
-    fn belongs_to(self, target: Target) -> bool {
-        match (self, target) {
-            (ThreadRole::Uber, Target::Uber)
-            | (ThreadRole::CpuLight, Target::CpuLight)
-            | (ThreadRole::Io, Target::Io)
-            | (ThreadRole::CpuIntensive, Target::CpuIntensive) => true,
-            (ThreadRole::Custom { id, .. }, Target::Custom { id: target }) => id == target,
-            _ => false,
-        }
-    }
-
-    /// `true` for threads that run CPU work: uber threads (whatever they run), cpuLight and
-    /// cpuIntensive threads.
-    pub(crate) fn is_for_cpu_work(self) -> bool {
-        matches!(
-            self,
-            ThreadRole::Uber | ThreadRole::CpuLight | ThreadRole::CpuIntensive
-        )
+/// Whether `caller` is a thread of the pool that `target` names.
+fn belongs_to(caller: ThreadRole, target: Target) -> bool {
+    match (caller, target) {
+        (ThreadRole::Uber, Target::Uber)
+        | (ThreadRole::CpuLight, Target::CpuLight)
+        | (ThreadRole::Io, Target::Io)
+        | (ThreadRole::CpuIntensive, Target::CpuIntensive) => true,
+        (ThreadRole::Custom { id, .. }, Target::Custom { id: target }) => id == target,
+        _ => false,
     }
 }
 
@@ -129,43 +72,33 @@ impl Target {
     }
 }
 
-/// `true` for callers that may block waiting for capacity: foreign threads and the wait groups
-/// (a throttled scheduler's gate makes exactly these wait, and refuses the others).
-pub(crate) fn may_block(caller: ThreadRole) -> bool {
-    caller == ThreadRole::Foreign || caller.may_wait()
-}
-
 /// The decision for a task that `target` refused, offered by a thread in role `caller`.
 pub(crate) fn decide(caller: ThreadRole, target: Target) -> Decision {
     if (caller.may_run_cpu_light() && target.serves_cpu_light())
-        || (caller.may_wait() && caller.belongs_to(target))
+        || (caller.may_wait() && belongs_to(caller, target))
     {
         Decision::RunInline
-    } else if caller == ThreadRole::Foreign || caller.may_wait() {
+    } else if caller.may_block() {
         Decision::Wait
     } else {
         Decision::Refuse
     }
 }
 
-thread_local! {
-    /// A role set by a thread that is not a pool worker but is not foreign either (the timer).
-    static ROLE_OVERRIDE: std::cell::Cell<Option<ThreadRole>> = const { std::cell::Cell::new(None) };
-}
-
-/// Gives the calling thread `role` for the rest of its life (the timer thread calls this with
-/// [`ThreadRole::Timer`] when it starts). Takes precedence over the pool's role.
-pub(crate) fn set_thread_role(role: ThreadRole) {
-    ROLE_OVERRIDE.with(|r| r.set(Some(role)));
-}
-
-/// The calling thread's role: the role it set for itself ([`set_thread_role`]), else its pool's
-/// role if it is a pool worker, else `Foreign`.
-pub(crate) fn current_role() -> ThreadRole {
-    ROLE_OVERRIDE
-        .with(|r| r.get())
-        .or_else(crate::pool::current_role)
-        .unwrap_or(ThreadRole::Foreign)
+/// The decision for a task that a throttled scheduler's gate cannot let through (no free slot
+/// and no room in the scheduler's own queue), offered by a thread in role `caller`.
+///
+/// `holds_a_slot` says that the calling thread is itself running a task of that scheduler: it
+/// holds one of the gate's slots. Such a caller must not wait for a slot (it may hold the only
+/// one: it would wait for itself), so when its role lets it block it runs the task inline, on
+/// the slot it already holds — as an IO thread runs IO work inline when the io pool is full.
+/// Otherwise callers that may block wait, and the others are refused (CPU threads never block).
+pub(crate) fn decide_at_gate(caller: ThreadRole, holds_a_slot: bool) -> Decision {
+    match (caller.may_block(), holds_a_slot) {
+        (true, true) => Decision::RunInline,
+        (true, false) => Decision::Wait,
+        (false, _) => Decision::Refuse,
+    }
 }
 
 #[cfg(test)]
@@ -243,43 +176,26 @@ mod tests {
     }
 
     #[test]
-    fn cpu_work_and_wait_group_answers_per_role() {
-        let answers = [
-            (ThreadRole::Uber, true, true),
-            (ThreadRole::CpuLight, true, false),
-            (ThreadRole::CpuIntensive, true, false),
-            (ThreadRole::Io, false, true),
-            (custom(false, false), false, false),
-            (custom(true, false), false, true),
-            (custom(false, true), false, false),
-            (ThreadRole::Timer, false, false),
-            (ThreadRole::Foreign, false, false),
-        ];
-        for (role, cpu, wait) in answers {
-            assert_eq!(role.is_for_cpu_work(), cpu, "{role:?}");
-            assert_eq!(role.may_wait(), wait, "{role:?}");
-        }
-    }
-
-    #[test]
-    fn a_foreign_thread_has_the_foreign_role() {
-        let role = std::thread::spawn(current_role).join().unwrap();
-        assert_eq!(role, ThreadRole::Foreign);
-    }
-
-    #[test]
-    fn a_thread_may_set_its_own_role() {
-        let role = std::thread::spawn(|| {
-            set_thread_role(ThreadRole::Timer);
-            current_role()
-        })
-        .join()
-        .unwrap();
-        assert_eq!(role, ThreadRole::Timer);
-        assert_eq!(
-            current_role(),
+    fn a_gate_runs_a_task_of_its_own_scheduler_inline_for_callers_that_may_block() {
+        let roles = [
+            ThreadRole::Uber,
+            ThreadRole::CpuLight,
+            ThreadRole::Io,
+            ThreadRole::CpuIntensive,
+            custom(false, false),
+            custom(true, false),
+            custom(false, true),
+            ThreadRole::Timer,
             ThreadRole::Foreign,
-            "other threads keep theirs"
-        );
+        ];
+        for role in roles {
+            let (own, other) = if role.may_block() {
+                (RUN, WAIT)
+            } else {
+                (REFUSE, REFUSE)
+            };
+            assert_eq!(decide_at_gate(role, true), own, "{role:?} holding a slot");
+            assert_eq!(decide_at_gate(role, false), other, "{role:?}");
+        }
     }
 }

@@ -3,12 +3,14 @@
 //!
 //! A task holds a **slot** from the moment the gate lets it through (it is then offered to the
 //! pool, waits for the pool, runs inline, or runs on a pool thread) until it ends, is discarded
-//! or is refused by the pool. The gate only decides; the view (`scheduler.rs`) carries the
+//! or is refused by the pool. The gate only decides; the view (`view/`) carries the
 //! decisions out: it offers started tasks to the pool, arms the timer to release tasks held by
 //! the rate, and hands a freed slot to the next held task.
 //!
 //! Invariants (all under `Throttle::state`):
-//! - `in_flight <= limit`; every slot taken is given back exactly once (`release`);
+//! - `in_flight <= limit + lent`, where `lent` is the number of tasks run inline, each by a
+//!   caller that holds a slot of this gate and is suspended while that task runs
+//!   ([`Throttle::lend_slot`]); every slot taken or lent is given back exactly once (`release`);
 //! - `held.len() <= queue_cap`; a held task holds no slot, and the gate gives it one before it is
 //!   started or cancelled (`drain` grants a slot to each task it returns, so cancelling it
 //!   releases that slot like any other);
@@ -50,11 +52,12 @@ pub(crate) struct Rate {
 
 impl Rate {
     /// `n` starts per `per`; `None` if `n == 0` or `per` is zero.
-    pub(crate) fn new(n: u32, per: Duration) -> Option<Self> {
+    pub(crate) fn new(n: usize, per: Duration) -> Option<Self> {
         if n == 0 || per.is_zero() {
             return None;
         }
-        let interval = per / n;
+        let nanos = per.as_nanos() / n as u128;
+        let interval = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
         Some(Rate {
             interval,
             tolerance: per.saturating_sub(interval),
@@ -105,7 +108,7 @@ pub struct ThrottleStatus {
     /// The concurrency limit (`max_concurrent_tasks`), if the view has one.
     pub limit: Option<usize>,
     /// The rate limit as (`n`, `per`), if the view has one.
-    pub rate: Option<(u32, Duration)>,
+    pub rate: Option<(usize, Duration)>,
     /// Capacity of the view's own queue.
     pub queue_size: usize,
     /// Tasks holding a slot: offered to the pool, queued there, or running.
@@ -135,7 +138,7 @@ pub(crate) struct Throttle {
     limit: usize,
     queue_cap: usize,
     rate: Option<Rate>,
-    rate_spec: Option<(u32, Duration)>,
+    rate_spec: Option<(usize, Duration)>,
     state: Mutex<State>,
     /// Signalled when a slot or queue room frees, and at shutdown; waited on by callers that may
     /// wait.
@@ -147,7 +150,7 @@ impl Throttle {
     /// (`n`, `per`), holding up to `queue_cap` more.
     pub(crate) fn new(
         limit: Option<usize>,
-        rate: Option<(u32, Duration)>,
+        rate: Option<(usize, Duration)>,
         queue_cap: usize,
     ) -> Self {
         Throttle {
@@ -174,12 +177,23 @@ impl Throttle {
             return false;
         }
         if let Some(rate) = self.rate {
+            // Checked: a `per` beyond what an `Instant` can add is refused when the view is
+            // made, but a start must never panic whatever the rate.
             if let Some(tat) = state.tat
-                && tat > now + rate.tolerance
+                && now
+                    .checked_add(rate.tolerance)
+                    .is_none_or(|limit| tat > limit)
             {
                 return false;
             }
-            state.tat = Some(state.tat.map_or(now, |tat| tat.max(now)) + rate.interval);
+            let Some(next) = state
+                .tat
+                .map_or(now, |tat| tat.max(now))
+                .checked_add(rate.interval)
+            else {
+                return false;
+            };
+            state.tat = Some(next);
         }
         state.in_flight += 1;
         state.peak_in_flight = state.peak_in_flight.max(state.in_flight);
@@ -225,29 +239,72 @@ impl Throttle {
         is_shut: &dyn Fn() -> bool,
     ) -> (Entry, Pump) {
         let mut pump = Pump::default();
+        let mut job = Some(job);
+        let entered = self.wait_for_room(may_wait, deadline, is_shut, |state, now| {
+            if state.held.is_empty() && self.try_take(state, now) {
+                return job.take().map(Entry::Start);
+            }
+            if state.held.len() < self.queue_cap {
+                state.held.extend(job.take());
+                self.pump(state, &mut pump);
+                return Some(Entry::Held);
+            }
+            None
+        });
+        let entry = match entered {
+            Ok(entry) => entry,
+            Err(kind) => Entry::Refused(job.take().expect("a refused job is still here"), kind),
+        };
+        (entry, pump)
+    }
+
+    /// Takes a slot for work the gate never holds (a gate without a queue or rate, such as a
+    /// flow's `max_concurrency`): `Ok` once a slot is taken, or the refusal, with the same
+    /// waiting rules as [`enter`](Self::enter). The slot is given back with
+    /// [`release`](Self::release).
+    pub(crate) fn acquire(
+        &self,
+        may_wait: bool,
+        deadline: Option<Instant>,
+        is_shut: &dyn Fn() -> bool,
+    ) -> Result<(), RejectKind> {
+        debug_assert!(
+            self.queue_cap == 0 && self.rate.is_none(),
+            "a plain concurrency gate"
+        );
+        self.wait_for_room(may_wait, deadline, is_shut, |state, now| {
+            self.try_take(state, now).then_some(())
+        })
+    }
+
+    /// Runs `attempt` under the lock until it succeeds; between attempts a caller that may wait
+    /// sleeps (until a slot or room frees, its deadline, the next token, or a wait slice) and
+    /// one that may not is refused `Throttled`. A shut-down view refuses waiters `Shutdown`.
+    fn wait_for_room<R>(
+        &self,
+        may_wait: bool,
+        deadline: Option<Instant>,
+        is_shut: &dyn Fn() -> bool,
+        mut attempt: impl FnMut(&mut State, Instant) -> Option<R>,
+    ) -> Result<R, RejectKind> {
         let mut state = self.state.lock();
         loop {
             let now = Instant::now();
-            if state.held.is_empty() && self.try_take(&mut state, now) {
-                return (Entry::Start(job), pump);
-            }
-            if state.held.len() < self.queue_cap {
-                state.held.push_back(job);
-                self.pump(&mut state, &mut pump);
-                return (Entry::Held, pump);
+            if let Some(done) = attempt(&mut state, now) {
+                return Ok(done);
             }
             if !may_wait {
                 state.throttled += 1;
-                return (Entry::Refused(job, RejectKind::Throttled), pump);
+                return Err(RejectKind::Throttled);
             }
             if is_shut() {
-                return (Entry::Refused(job, RejectKind::Shutdown), pump);
+                return Err(RejectKind::Shutdown);
             }
-            let mut until = now + WAIT_SLICE;
+            let mut until = now.checked_add(WAIT_SLICE).unwrap_or(now);
             if let Some(deadline) = deadline {
                 if deadline <= now {
                     state.throttled += 1;
-                    return (Entry::Refused(job, RejectKind::Throttled), pump);
+                    return Err(RejectKind::Throttled);
                 }
                 until = until.min(deadline);
             }
@@ -274,6 +331,15 @@ impl Throttle {
             self.room.notify_all();
         }
         pump
+    }
+
+    /// Counts one more task in flight without checking the limit: a task of the view run inline
+    /// by a caller that itself holds a slot of this gate (`policy::decide_at_gate`). The caller
+    /// is suspended while the task runs, so tasks actually running never exceed the limit; the
+    /// task gives the slot back with [`release`](Self::release) like any other.
+    pub(crate) fn lend_slot(&self) {
+        let mut state = self.state.lock();
+        state.in_flight += 1;
     }
 
     /// The timer entry armed by a [`Pump`] fell due.

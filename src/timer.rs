@@ -4,8 +4,9 @@
 //! The timer never runs user code. Its actions only *dispatch*: they offer a task to a pool
 //! (which never blocks the timer: the timer thread's role is [`ThreadRole::Timer`], which full
 //! pools refuse rather than make wait), re-arm themselves, or release a rate-limited view's held
-//! tasks. Delayed, periodic and cron tasks (`timed.rs`), rate limits (`throttle.rs`) and flow
-//! retries are all built on [`Timer::defer`].
+//! tasks. Delayed, periodic and cron tasks (`schedule/`), rate limits (`view/gated.rs`) and the
+//! retries of work a full pool refused (`dispatch::offer_or_retry`) are all built on
+//! [`Timer::defer_until`].
 //!
 //! Entries live in a `BTreeMap` ordered by (due instant, sequence number): the earliest is first,
 //! ties run in the order they were deferred, and an entry can be removed by its key in
@@ -17,19 +18,26 @@
 //!
 //! Invariants (all under `TimerShared::state`):
 //! - once `shut` is set, no entry is added and the map is empty;
+//! - every action is called exactly once: with [`Fire::Due`] by the thread after removing it
+//!   from the map, or with [`Fire::Cancelled`] by the thread that took it out at shutdown or by
+//!   a refused `defer`'s caller — whoever removes an entry calls it, and calls happen with the
+//!   lock released (an action may defer another);
 //! - the thread waits on `wake` only while the map is empty or its first entry is not due; every
 //!   insertion that becomes the new first entry, and shutdown, notify it.
+//!
+//! Locks, waits and the thread go through the loom shim; the loom model at the end of this file
+//! races deferrals against the thread and a shutdown.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+#[cfg(test)]
+use std::time::Duration;
+use std::time::Instant;
 
-use parking_lot::{Condvar, Mutex, MutexGuard};
-
-use crate::policy::{self, ThreadRole};
+use crate::loom::thread::JoinHandle;
+use crate::loom::{Arc, Condvar, Mutex};
+use crate::role::{self, ThreadRole};
 use crate::task::panic_message;
 
 /// Why an action is called.
@@ -57,8 +65,6 @@ pub(crate) struct TimerKey {
 pub(crate) enum TimerRefusal {
     /// The timer (its service) is shut down.
     Shutdown,
-    /// `now + delay` does not fit an [`Instant`].
-    DelayTooLarge,
     /// The operating system refused to start the timer thread.
     NoThread,
 }
@@ -130,34 +136,26 @@ impl Timer {
         }
     }
 
-    /// Runs `action` with [`Fire::Due`] on the timer thread once `delay` has passed.
+    /// Runs `action` with [`Fire::Due`] on the timer thread at `due` (an instant in the past
+    /// is due at once). With `is_task`, the action stands for an accepted task (a delayed task, a
+    /// retry of one): if the timer shuts down first, [`shutdown`](Self::shutdown) counts it among
+    /// the cancelled tasks.
     ///
     /// Contract for `action`:
     /// - it runs **on the timer thread** and must only dispatch: offer work to a pool or view
     ///   without waiting (the thread's role is [`ThreadRole::Timer`], so the ordinary
     ///   `Scheduler` entry points refuse rather than wait or run inline there), re-arm itself with
-    ///   `defer`, count, log. It must never block, sleep or run user code: every other timed
+    ///   `defer_until`, count, log. It must never block, sleep or run user code: every other timed
     ///   task waits while it runs;
     /// - if the timer shuts down first, it is called once with [`Fire::Cancelled`] on the thread
     ///   that shut the timer down, and must then give up what it holds (fail or cancel its task);
     /// - a panic inside it is caught and logged; the timer carries on.
     ///
-    /// Entries due at the same instant run in the order they were deferred. A zero delay means
-    /// "as soon as the timer thread gets to it".
+    /// Entries due at the same instant run in the order they were deferred; an instant already
+    /// past means "as soon as the timer thread gets to it".
     ///
-    /// Refused (the action comes back, not called) when the timer is shut down, when
-    /// `now + delay` overflows, or when the timer thread cannot be started.
-    pub(crate) fn defer(&self, delay: Duration, action: TimerAction) -> Result<TimerKey, Refused> {
-        match Instant::now().checked_add(delay) {
-            Some(due) => self.insert(due, action, false),
-            None => Err(Refused::new(action, TimerRefusal::DelayTooLarge)),
-        }
-    }
-
-    /// Like [`defer`](Self::defer), at an instant rather than after a delay (an instant in the
-    /// past is due at once). With `is_task`, the action stands for an accepted task (a delayed
-    /// task): if the timer shuts down first, [`shutdown`](Self::shutdown) counts it among the
-    /// cancelled tasks.
+    /// Refused (the action comes back, not called) when the timer is shut down, or when the
+    /// timer thread cannot be started.
     pub(crate) fn defer_until(
         &self,
         due: Instant,
@@ -213,6 +211,12 @@ impl Timer {
             .map(|entry| entry.action)
     }
 
+    /// `defer_until(now + delay)`, for tests.
+    #[cfg(test)]
+    pub(crate) fn defer(&self, delay: Duration, action: TimerAction) -> Result<TimerKey, Refused> {
+        self.defer_until(Instant::now() + delay, false, action)
+    }
+
     /// Entries waiting for their time.
     #[cfg(all(test, not(loom)))]
     pub(crate) fn pending(&self) -> usize {
@@ -236,7 +240,7 @@ impl Timer {
             run_action(&self.shared.name, entry.action, Fire::Cancelled);
         }
         if let Some(thread) = thread
-            && thread.thread().id() != std::thread::current().id()
+            && thread.thread().id() != crate::loom::thread::current().id()
         {
             let _ = thread.join();
         }
@@ -245,7 +249,7 @@ impl Timer {
 
     fn start_thread(&self) -> std::io::Result<JoinHandle<()>> {
         let shared = self.shared.clone();
-        std::thread::Builder::new()
+        crate::loom::thread::Builder::new()
             .name(self.shared.name.clone())
             .spawn(move || run(&shared))
     }
@@ -259,27 +263,30 @@ fn run_action(timer: &str, action: TimerAction, fire: Fire) {
 
 /// The timer thread's loop.
 fn run(shared: &TimerShared) {
-    policy::set_thread_role(ThreadRole::Timer);
-    let mut state = shared.state.lock();
+    role::set_thread_role(ThreadRole::Timer);
     loop {
-        if state.shut {
-            return;
-        }
-        let Some((&key, _)) = state.entries.first_key_value() else {
-            shared.wake.wait(&mut state);
-            continue;
+        let entry = {
+            let mut state = shared.state.lock();
+            loop {
+                if state.shut {
+                    return;
+                }
+                let Some((&key, _)) = state.entries.first_key_value() else {
+                    shared.wake.wait(&mut state);
+                    continue;
+                };
+                let now = Instant::now();
+                if key.due > now {
+                    crate::loom::wait_timeout(&shared.wake, &mut state, key.due - now);
+                    continue;
+                }
+                break state
+                    .entries
+                    .remove(&key)
+                    .expect("the first entry is present under the lock");
+            }
         };
-        if key.due > Instant::now() {
-            shared.wake.wait_until(&mut state, key.due);
-            continue;
-        }
-        let entry = state
-            .entries
-            .remove(&key)
-            .expect("the first entry is present under the lock");
-        MutexGuard::unlocked(&mut state, || {
-            run_action(&shared.name, entry.action, Fire::Due)
-        });
+        run_action(&shared.name, entry.action, Fire::Due);
     }
 }
 
@@ -314,7 +321,7 @@ mod tests {
                     Duration::from_millis(delay),
                     Box::new(move |fire| {
                         let thread = std::thread::current().name().map(str::to_owned);
-                        tx.send((label, fire, thread, policy::current_role()))
+                        tx.send((label, fire, thread, role::current_role()))
                             .unwrap();
                     }),
                 )
@@ -388,14 +395,6 @@ mod tests {
     }
 
     #[test]
-    fn an_overflowing_delay_is_refused() {
-        let timer = timer();
-        let refused = timer.defer(Duration::MAX, Box::new(|_| {})).unwrap_err();
-        assert_eq!(refused.why, TimerRefusal::DelayTooLarge);
-        timer.shutdown();
-    }
-
-    #[test]
     fn a_panicking_action_does_not_stop_the_timer() {
         let timer = timer();
         let (tx, rx) = mpsc::channel();
@@ -432,72 +431,67 @@ mod tests {
     }
 
     #[test]
-    fn service_defer_calls_its_action_exactly_once_even_across_shutdown() {
-        let service = crate::SchedulerService::builder()
-            .name("defer-test")
-            .build()
-            .unwrap();
-        let here = std::thread::current().name().map(str::to_owned);
-        let (tx, rx) = mpsc::channel();
-        let sender = |tx: &mpsc::Sender<_>| {
-            let tx = tx.clone();
-            Box::new(move |fire: Fire| {
-                tx.send((fire, std::thread::current().name().map(str::to_owned)))
-                    .unwrap()
-            }) as TimerAction
-        };
-        // Due: on the timer thread.
-        service.defer(Duration::from_millis(1), sender(&tx));
-        let (fire, thread) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
-        assert_eq!(
-            (fire, thread.as_deref()),
-            (Fire::Due, Some("defer-test.timer"))
-        );
-        // Pending at shutdown: cancelled, on the thread shutting the service down.
-        service.defer(Duration::from_secs(3600), sender(&tx));
-        service.shutdown();
-        assert_eq!(rx.try_recv().unwrap(), (Fire::Cancelled, here.clone()));
-        // After shutdown: cancelled at once, here.
-        service.defer(Duration::from_secs(3600), sender(&tx));
-        assert_eq!(rx.try_recv().unwrap(), (Fire::Cancelled, here));
-        assert!(rx.try_recv().is_err(), "each action was called once");
-    }
-
-    #[test]
-    fn scheduler_defer_runs_its_closure_exactly_once_even_across_shutdown() {
-        let service = crate::SchedulerService::builder()
-            .name("sched-defer-test")
-            .build()
-            .unwrap();
-        let io = service.io();
-        let here = std::thread::current().name().map(str::to_owned);
-        let (tx, rx) = mpsc::channel();
-        let sender = |tx: &mpsc::Sender<_>| {
-            let tx = tx.clone();
-            Box::new(move || {
-                tx.send(std::thread::current().name().map(str::to_owned))
-                    .unwrap()
-            }) as Box<dyn FnOnce() + Send>
-        };
-        assert!(io.defer(Duration::from_millis(1), sender(&tx)));
-        let thread = rx.recv_timeout(Duration::from_secs(10)).unwrap();
-        assert_eq!(thread.as_deref(), Some("sched-defer-test.timer"));
-        assert!(io.defer(Duration::from_secs(3600), sender(&tx)));
-        service.shutdown();
-        assert_eq!(rx.try_recv().unwrap(), here, "run early by the shutdown");
-        assert!(
-            !io.defer(Duration::ZERO, sender(&tx)),
-            "refused once shut down"
-        );
-        assert!(rx.try_recv().is_err(), "a refused closure is not run");
-    }
-
-    #[test]
     fn no_thread_until_first_use() {
         let timer = Timer::new("lazy-test.timer".to_owned());
         assert!(timer.shared.state.lock().thread.is_none());
         timer.defer(Duration::ZERO, Box::new(|_| {})).unwrap();
         assert!(timer.shared.state.lock().thread.is_some());
         timer.shutdown();
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use crate::loom::{AtomicUsize, Ordering, thread};
+
+    /// A deferral racing a shutdown: its action is called exactly once — `Due` on the timer
+    /// thread, or `Cancelled` by the shutdown or, when the deferral is refused, by its caller.
+    #[test]
+    fn loom_every_action_is_called_exactly_once_across_a_shutdown() {
+        crate::loom::model(2, || {
+            let timer = Timer::new("loom.timer".to_owned());
+            let calls = Arc::new(AtomicUsize::new(0));
+            let deferrer = {
+                let timer = timer.clone();
+                let calls = calls.clone();
+                thread::spawn(move || {
+                    let action: TimerAction = Box::new(move |_| {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                    });
+                    if let Err(refused) = timer.defer(Duration::ZERO, action) {
+                        (refused.action)(Fire::Cancelled);
+                    }
+                })
+            };
+            timer.shutdown();
+            deferrer.join().unwrap();
+            assert_eq!(calls.load(Ordering::SeqCst), 1);
+        });
+    }
+
+    /// An action deferred while another runs on the timer thread is not lost: the thread picks
+    /// it up, or the shutdown cancels it.
+    #[test]
+    fn loom_an_action_deferred_from_an_action_is_called_once() {
+        crate::loom::model(2, || {
+            let timer = Timer::new("loom.timer".to_owned());
+            let calls = Arc::new(AtomicUsize::new(0));
+            let again = timer.clone();
+            let inner_calls = calls.clone();
+            let outer: TimerAction = Box::new(move |_| {
+                let inner: TimerAction = Box::new(move |_| {
+                    inner_calls.fetch_add(1, Ordering::SeqCst);
+                });
+                if let Err(refused) = again.defer(Duration::ZERO, inner) {
+                    (refused.action)(Fire::Cancelled);
+                }
+            });
+            if let Err(refused) = timer.defer(Duration::ZERO, outer) {
+                (refused.action)(Fire::Cancelled);
+            }
+            timer.shutdown();
+            assert_eq!(calls.load(Ordering::SeqCst), 1);
+        });
     }
 }

@@ -241,17 +241,21 @@ fn a_step_meeting_a_busy_pool_completes_after_a_slot_frees() {
         .intensive(|n: u32| n + 1)
         .build();
     let handle = flow.run(20).unwrap();
-    // the io step ran and its hand-off to the full pool was refused: wait until that shows
+    // the io step ran and its hand-off met the full pool: an IO thread may wait for it
     let start = Instant::now();
-    while service.metrics().pools.iter().all(|p| p.rejected == 0) {
+    while service.metrics().pools.iter().all(|p| p.waited == 0) {
         assert!(
             start.elapsed() < GUARD,
             "the hand-off never met the full pool"
         );
         std::thread::yield_now();
     }
+    assert!(
+        service.metrics().pools.iter().all(|p| p.rejected == 0),
+        "a hand-off that waits is not a rejection"
+    );
     assert!(!handle.is_finished());
-    // the io thread was not blocked meanwhile: the io pool still runs work
+    // the waiting io thread holds one io thread only: the io pool still runs work
     assert_eq!(service.io().submit(|| 5).unwrap().join(), Ok(5));
     release.send(()).unwrap();
     blocker.join().unwrap();
@@ -322,12 +326,12 @@ fn flows_are_cancelled_when_the_service_shuts_down() {
         .build();
     let handle = flow.run(1).unwrap();
     let start = Instant::now();
-    while service.metrics().pools.iter().all(|p| p.rejected == 0) {
+    while service.metrics().pools.iter().all(|p| p.waited == 0) {
         assert!(start.elapsed() < GUARD);
         std::thread::yield_now();
     }
-    // no grace period: the blocked task is reported still running and the flow's pending retry
-    // finds the service shut down
+    // no grace period: the blocked task is reported still running and the io thread waiting to
+    // hand the flow on is refused by the shutdown
     let report = service.shutdown_timeout(Duration::ZERO);
     assert!(report.still_running >= 1);
     assert_eq!(

@@ -562,12 +562,13 @@ fn delayed_tasks_are_throttled_when_they_run_and_give_their_slots_back() {
     // Nested: a delayed task scheduling another on the same view.
     let (tx, rx) = channel();
     let inner_view = view.clone();
-    view.schedule(Duration::from_millis(1), move || {
-        inner_view
-            .schedule(Duration::from_millis(1), move || tx.send(()).unwrap())
-            .unwrap();
-    })
-    .unwrap();
+    let _outer = view
+        .schedule(Duration::from_millis(1), move || {
+            let _inner = inner_view
+                .schedule(Duration::from_millis(1), move || tx.send(()).unwrap())
+                .unwrap();
+        })
+        .unwrap();
     rx.recv_timeout(GUARD).unwrap();
     wait_until("the gate to empty", || in_flight(&view) == (0, 0));
     assert_eq!(join(view.try_submit(|| 1).expect("a free slot")), 1);

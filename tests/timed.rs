@@ -97,7 +97,8 @@ fn a_zero_delay_is_offered_to_the_pool_before_schedule_returns() {
     let submitted = |svc: &SchedulerService| svc.metrics().pools[0].submitted;
     let before = submitted(&svc);
     let (tx, rx) = channel();
-    svc.cpu_light()
+    let _once = svc
+        .cpu_light()
         .schedule(Duration::ZERO, move || tx.send(()).unwrap())
         .unwrap();
     assert_eq!(submitted(&svc), before + 1, "not left for the timer");
@@ -121,7 +122,7 @@ fn an_absurd_delay_is_refused_and_the_closure_comes_back() {
                 max: MAX_DELAY
             }
         );
-        assert!(refused.to_string().contains("huge.IO"), "{refused}");
+        assert!(refused.to_string().contains("huge.io"), "{refused}");
         refused.into_inner()();
         rx.recv_timeout(GUARD).unwrap();
     }
@@ -235,7 +236,8 @@ fn stop_waits_for_a_pending_delayed_task_then_terminates() {
     let svc = service("stop-pending");
     let io = svc.io();
     let (tx, rx) = channel();
-    io.schedule(Duration::from_millis(20), move || tx.send(()).unwrap())
+    let _later = io
+        .schedule(Duration::from_millis(20), move || tx.send(()).unwrap())
         .unwrap();
     assert!(io.stop(), "it ran within the stop timeout");
     rx.try_recv().expect("it ran before stop returned");

@@ -35,7 +35,7 @@ pub struct CampaignConfig {
     /// lettre's pool size.
     pub smtp_connections: usize,
     /// Messages per second the relay allows, if it has a rate limit.
-    pub rate_per_second: Option<u32>,
+    pub rate_per_second: Option<usize>,
     /// Tries per recipient, the first one included.
     pub max_attempts: u32,
     /// The wait before the second try; it doubles for every further try.

@@ -51,7 +51,6 @@ use std::time::{Duration, Instant};
 use crossbeam_utils::CachePadded;
 
 use crate::loom::{Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering, RwLock};
-use crate::policy::ThreadRole;
 use crate::rejected::{RejectKind, Rejected};
 use crate::task::{HandleJob, Job, PlainJob, TaskHandle};
 
@@ -191,8 +190,6 @@ pub(crate) struct Shared {
     pub(crate) aborting: CachePadded<AtomicBool>,
     pub(crate) hooks: Hooks,
     shutdown_timeout: Duration,
-    /// The role of this pool's threads in the rejection policy (`None` for a bare pool).
-    pub(crate) role: Option<ThreadRole>,
     /// Callers blocked in [`Shared::admit_waiting`]; workers signal only when it is non-zero.
     capacity_waiters: CachePadded<AtomicUsize>,
     /// Bumped by every signal that found a waiter: a waiter that sees it change between its
@@ -593,7 +590,6 @@ pub struct PoolBuilder {
     keep_alive: Duration,
     shutdown_timeout: Duration,
     hooks: Hooks,
-    role: Option<ThreadRole>,
 }
 
 impl Default for PoolBuilder {
@@ -606,7 +602,6 @@ impl Default for PoolBuilder {
             keep_alive: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(15),
             hooks: Hooks::default(),
-            role: None,
         }
     }
 }
@@ -706,23 +701,6 @@ impl PoolBuilder {
         self
     }
 
-    /// The role the pool's threads play in the rejection policy.
-    pub(crate) fn role(mut self, role: ThreadRole) -> Self {
-        self.role = Some(role);
-        self
-    }
-
-    /// Copies the thread hooks (start, stop, spawn handler, stack size) of a service.
-    pub(crate) fn hooks_from(mut self, hooks: &Hooks) -> Self {
-        self.hooks = Hooks {
-            on_thread_start: hooks.on_thread_start.clone(),
-            on_thread_stop: hooks.on_thread_stop.clone(),
-            spawn_handler: hooks.spawn_handler.clone(),
-            stack_size: hooks.stack_size,
-        };
-        self
-    }
-
     /// Builds the pool and starts its core threads.
     pub fn build(self) -> Result<ThreadPool, BuildError> {
         if self.core_size == 0 {
@@ -754,7 +732,6 @@ impl PoolBuilder {
             aborting: CachePadded::new(AtomicBool::new(false)),
             hooks: self.hooks,
             shutdown_timeout: self.shutdown_timeout,
-            role: self.role,
             capacity_waiters: CachePadded::new(AtomicUsize::new(0)),
             capacity_epoch: AtomicU64::new(0),
             capacity_lock: Mutex::new(()),
@@ -909,11 +886,6 @@ impl fmt::Debug for ThreadPool {
             .field("shutdown", &self.is_shutdown())
             .finish()
     }
-}
-
-/// The rejection-policy role of the calling thread's pool, if it is a worker of a pool with one.
-pub(crate) fn current_role() -> Option<ThreadRole> {
-    worker::with_current(|ctx| ctx.and_then(|ctx| ctx.shared.role))
 }
 
 /// The name of the pool the calling thread belongs to, if it is a pool thread.

@@ -118,3 +118,4 @@ pub fn block(scheduler: &uberpool::Scheduler, gate: &Gate) -> uberpool::TaskHand
     rx.recv_timeout(GUARD).expect("blocker did not start");
     handle
 }
+pub mod services;
