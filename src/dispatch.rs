@@ -340,6 +340,92 @@ mod tests {
         assert_eq!(INLINE_DEPTH.with(Cell::get), 0);
     }
 
+    /// Work that is busy for its first `busy` attempts, reporting each call.
+    struct Flaky {
+        busy: u32,
+        calls: std::sync::mpsc::Sender<(&'static str, Option<String>)>,
+    }
+
+    impl Redeliver for Flaky {
+        const IS_TASK: bool = true;
+
+        fn attempt(mut self) -> Attempt<Self> {
+            let thread = std::thread::current().name().map(str::to_owned);
+            self.calls.send(("attempt", thread)).unwrap();
+            if self.busy == 0 {
+                return Attempt::Taken;
+            }
+            self.busy -= 1;
+            Attempt::Busy(self)
+        }
+
+        fn abandon(self) {
+            let thread = std::thread::current().name().map(str::to_owned);
+            self.calls.send(("abandon", thread)).unwrap();
+        }
+    }
+
+    #[test]
+    fn busy_work_is_offered_again_from_the_timer_until_it_is_taken() {
+        let timer = Timer::new("retry-test.timer".to_owned());
+        let (calls, seen) = std::sync::mpsc::channel();
+        let here = std::thread::current().name().map(str::to_owned);
+        offer_or_retry(&timer, Flaky { busy: 2, calls });
+        let guard = Duration::from_secs(20);
+        let got: Vec<_> = (0..3).map(|_| seen.recv_timeout(guard).unwrap()).collect();
+        assert_eq!(
+            got[0],
+            ("attempt", here),
+            "the first offer is the caller's own"
+        );
+        for call in &got[1..] {
+            assert_eq!(call, &("attempt", Some("retry-test.timer".to_owned())));
+        }
+        timer.shutdown();
+        assert!(
+            seen.try_recv().is_err(),
+            "taken: never offered again, never abandoned"
+        );
+    }
+
+    #[test]
+    fn a_retry_pending_at_the_timers_shutdown_is_abandoned_exactly_once() {
+        let timer = Timer::new("abandon-test.timer".to_owned());
+        let (calls, seen) = std::sync::mpsc::channel();
+        let here = std::thread::current().name().map(str::to_owned);
+        // Busy forever; the retries keep an entry pending until the shutdown.
+        offer_or_retry(
+            &timer,
+            Flaky {
+                busy: u32::MAX,
+                calls,
+            },
+        );
+        assert_eq!(seen.recv().unwrap().0, "attempt");
+        let cancelled_tasks = timer.shutdown();
+        let rest: Vec<_> = seen.try_iter().collect();
+        let abandons: Vec<_> = rest.iter().filter(|c| c.0 == "abandon").collect();
+        assert_eq!(abandons.len(), 1, "abandoned exactly once: {rest:?}");
+        if abandons[0].1 == here {
+            // The shutdown found the retry pending: it cancelled it and counted the task.
+            assert_eq!(cancelled_tasks, 1);
+        } else {
+            // The retry was running on the timer thread: its next offer was refused there.
+            assert_eq!(abandons[0].1.as_deref(), Some("abandon-test.timer"));
+            assert_eq!(cancelled_tasks, 0);
+        }
+    }
+
+    #[test]
+    fn work_offered_after_the_timers_shutdown_is_abandoned_at_once() {
+        let timer = Timer::new("late-test.timer".to_owned());
+        timer.shutdown();
+        let (calls, seen) = std::sync::mpsc::channel();
+        offer_or_retry(&timer, Flaky { busy: 1, calls });
+        let got: Vec<_> = seen.try_iter().map(|c| c.0).collect();
+        assert_eq!(got, ["attempt", "abandon"]);
+    }
+
     #[test]
     fn a_panicking_drop_of_user_values_is_contained() {
         struct Bomb;

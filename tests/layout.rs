@@ -81,11 +81,16 @@ fn root_reexports() -> BTreeMap<String, String> {
 
 /// The modules each top-level module refers to through `crate::` paths.
 fn import_graph() -> BTreeMap<String, BTreeSet<String>> {
-    let modules: BTreeSet<String> = rust_files(&src()).iter().filter_map(|p| module_of(p)).collect();
+    let modules: BTreeSet<String> = rust_files(&src())
+        .iter()
+        .filter_map(|p| module_of(p))
+        .collect();
     let reexports = root_reexports();
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for path in rust_files(&src()) {
-        let Some(from) = module_of(&path) else { continue };
+        let Some(from) = module_of(&path) else {
+            continue;
+        };
         let code = code_of(&fs::read_to_string(&path).expect("a source file"));
         let edges = graph.entry(from.clone()).or_default();
         for (at, _) in code.match_indices("crate::") {
@@ -148,7 +153,10 @@ fn the_cycle_check_finds_a_cycle() {
     graph.entry("b".into()).or_default().insert("c".into());
     graph.entry("c".into()).or_default().insert("a".into());
     let cycle = cycle_from(&graph, "a", &mut vec!["a".into()]);
-    assert_eq!(cycle.map(|c| c.join(" -> ")).as_deref(), Some("a -> b -> c -> a"));
+    assert_eq!(
+        cycle.map(|c| c.join(" -> ")).as_deref(),
+        Some("a -> b -> c -> a")
+    );
     graph.get_mut("c").unwrap().clear();
     assert_eq!(cycle_from(&graph, "a", &mut vec!["a".into()]), None);
 }
@@ -170,7 +178,10 @@ fn no_source_file_is_over_the_size_limit() {
         .into_iter()
         .filter(|path| !path.starts_with(src().join("bin")))
         .filter_map(|path| {
-            let lines = fs::read_to_string(&path).expect("a source file").lines().count();
+            let lines = fs::read_to_string(&path)
+                .expect("a source file")
+                .lines()
+                .count();
             (lines > MAX_LINES).then(|| format!("{} ({lines} lines)", path.display()))
         })
         .collect();
@@ -188,5 +199,8 @@ fn every_source_file_opens_with_a_line_saying_what_it_holds() {
         })
         .map(|path| path.display().to_string())
         .collect();
-    assert!(missing.is_empty(), "files without a `//!` first line: {missing:#?}");
+    assert!(
+        missing.is_empty(),
+        "files without a `//!` first line: {missing:#?}"
+    );
 }

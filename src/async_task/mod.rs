@@ -19,7 +19,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use parking_lot::Mutex;
+use crate::loom::Mutex;
 
 use crate::dispatch::{Attempt, Redeliver, drop_user_value, offer_or_retry};
 use crate::rejected::{RejectKind, Rejected};

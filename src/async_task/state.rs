@@ -24,8 +24,9 @@
 //! poll runs only after `SCHEDULED → RUNNING`, so polls never overlap. A wake is never lost: it
 //! either finds a poll still to come (`SCHEDULED`, `NOTIFIED`), turns the poll in progress into
 //! one more (`RUNNING → NOTIFIED`), or schedules one (`IDLE`). The future itself is handed
-//! between threads under a mutex, so the word only decides; every transition is a
-//! compare-exchange with `AcqRel`, which orders a wake before the poll it causes.
+//! between threads under a mutex, so the word only decides; every transition — a wake's too,
+//! even when it leaves the state as it is — is a compare-exchange with `AcqRel`: read-modify-
+//! writes read the latest state, which orders a wake before the poll it causes.
 
 use crate::loom::{AtomicUsize, Ordering};
 
@@ -86,16 +87,21 @@ impl PollState {
 
     /// A wake: `true` when the caller must submit a poll (`IDLE → SCHEDULED`); `false` when a poll
     /// is coming anyway, or the task is done.
+    ///
+    /// Always a read-modify-write, even when it changes nothing: a plain load could read a state
+    /// older than a poll that has already begun (and already looked for the event this wake
+    /// announces), and the wake would be lost. The loom model of a wake racing a poll finds that
+    /// interleaving when the no-op states are only loaded.
     pub(crate) fn wake(&self) -> bool {
         let mut current = self.0.load(Ordering::Acquire);
         loop {
             let next = match current {
                 IDLE => SCHEDULED,
                 RUNNING => NOTIFIED,
-                _ => return false,
+                other => other,
             };
             match self.transition(current, next) {
-                Ok(()) => return next == SCHEDULED,
+                Ok(()) => return current == IDLE,
                 Err(actual) => current = actual,
             }
         }

@@ -27,7 +27,7 @@ mod task;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use crate::loom::Mutex;
 
 use crate::dispatch::retry_later;
 use crate::scheduler::Scheduler;

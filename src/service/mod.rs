@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use crate::loom::Mutex;
 
 use crate::TaskClass;
 use crate::config::{PoolsConfig, Resources, Strategy};
