@@ -24,7 +24,7 @@ mod view;
 pub use class::{ParseTaskClassError, TaskClass};
 pub use config::{ConfigError, ConfigWarning, PoolSpec, PoolsConfig, Resources, Strategy};
 pub use dispatch::{MAX_INLINE_DEPTH, PoolKind};
-pub use flow::{Flow, FlowBuilder, ProactorPolicy};
+pub use flow::{FallibleFlowBuilder, Flow, FlowBuilder, ProactorPolicy};
 pub use pool::{BuildError, ShutdownReport, ThreadSpawn, shutdown_requested};
 pub use rejected::{RejectKind, Rejected};
 pub use schedule::{MAX_DELAY, ScheduleError, ScheduleErrorKind, ScheduledHandle};

@@ -347,3 +347,97 @@ fn an_empty_flow_returns_its_input() {
     let flow = Flow::<u8, u8>::builder(&service).build();
     assert_eq!(flow.run(9).unwrap().join(), Ok(9));
 }
+
+// ---- fallible steps --------------------------------------------------------------------------
+
+#[test]
+fn a_failing_step_ends_the_run_with_its_error_and_no_later_step_runs() {
+    let service = service("UBER");
+    let later = Arc::new(Mutex::new(Vec::new()));
+    let seen_later = later.clone();
+    let flow = Flow::builder(&service)
+        .try_io(|n: u32| {
+            if n % 2 == 0 {
+                Ok(n)
+            } else {
+                Err(format!("odd {n}"))
+            }
+        })
+        .intensive(move |n: u32| {
+            seen_later.lock().unwrap().push(n);
+            n * 10
+        })
+        .build();
+    let ok = flow.run(2).unwrap().join_timeout(GUARD).ok();
+    let failed = flow.run(3).unwrap().join_timeout(GUARD).ok();
+    assert_eq!(ok, Some(Ok(Ok(20))));
+    assert_eq!(failed, Some(Ok(Err("odd 3".to_owned()))));
+    assert_eq!(*later.lock().unwrap(), [2], "the step after the failure never ran");
+}
+
+#[test]
+fn hop_counters_stop_at_the_failing_step() {
+    let service = service("DEDICATED");
+    let flow = Flow::builder(&service)
+        .io(|n: u32| n)
+        .try_light(|n: u32| if n > 0 { Ok(n) } else { Err("zero") })
+        .intensive(|n: u32| n)
+        .light(|n: u32| n)
+        .build();
+    let before = hops(&service);
+    assert_eq!(flow.run(1).unwrap().join(), Ok(Ok(1)));
+    let after_ok = hops(&service);
+    assert_eq!(flow.run(0).unwrap().join(), Ok(Err("zero")));
+    let after_err = hops(&service);
+    // A whole run: the entry and the hop to intensive switch; both light steps run in place.
+    assert_eq!((after_ok.0 - before.0, after_ok.1 - before.1), (2, 2));
+    // A run that fails at its first light step: the entry switched, that step ran in place.
+    assert_eq!((after_err.0 - after_ok.0, after_err.1 - after_ok.1), (1, 1));
+}
+
+#[test]
+fn errors_of_later_steps_convert_into_the_flows_error_type() {
+    #[derive(Debug, PartialEq)]
+    enum SendError {
+        Unknown(u32),
+        Smtp(u16),
+    }
+    impl From<u16> for SendError {
+        fn from(code: u16) -> Self {
+            SendError::Smtp(code)
+        }
+    }
+    let service = service("UBER");
+    let flow = Flow::builder(&service)
+        .try_io(|id: u32| {
+            if id < 100 {
+                Ok(id)
+            } else {
+                Err(SendError::Unknown(id))
+            }
+        })
+        .try_io(|id: u32| if id == 13 { Err(421u16) } else { Ok(250u16) })
+        .build();
+    assert_eq!(flow.run(7).unwrap().join(), Ok(Ok(250)));
+    assert_eq!(flow.run(13).unwrap().join(), Ok(Err(SendError::Smtp(421))));
+    assert_eq!(flow.run(500).unwrap().join(), Ok(Err(SendError::Unknown(500))));
+}
+
+#[test]
+fn a_panicking_step_of_a_fallible_flow_is_still_a_panic() {
+    let service = service("UBER");
+    let flow = Flow::builder(&service)
+        .try_light(|n: u32| if n == 0 { Err("zero") } else { Ok(n) })
+        .io(|n: u32| -> u32 {
+            if n == 1 {
+                panic!("template missing");
+            }
+            n
+        })
+        .build();
+    assert!(matches!(
+        flow.run(1).unwrap().join(),
+        Err(TaskError::Panicked(_))
+    ));
+    assert_eq!(flow.run(2).unwrap().join(), Ok(Ok(2)));
+}

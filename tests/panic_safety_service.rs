@@ -12,7 +12,7 @@
 mod common;
 
 use common::{GUARD, Gate, PREFIX, join, outcome};
-use std::panic::{AssertUnwindSafe, catch_unwind, panic_any};
+use std::panic::panic_any;
 use std::sync::mpsc::channel;
 use std::thread;
 use std::time::Duration;
