@@ -357,7 +357,7 @@ fn a_failing_step_ends_the_run_with_its_error_and_no_later_step_runs() {
     let seen_later = later.clone();
     let flow = Flow::builder(&service)
         .try_io(|n: u32| {
-            if n % 2 == 0 {
+            if n.is_multiple_of(2) {
                 Ok(n)
             } else {
                 Err(format!("odd {n}"))
@@ -372,7 +372,11 @@ fn a_failing_step_ends_the_run_with_its_error_and_no_later_step_runs() {
     let failed = flow.run(3).unwrap().join_timeout(GUARD).ok();
     assert_eq!(ok, Some(Ok(Ok(20))));
     assert_eq!(failed, Some(Ok(Err("odd 3".to_owned()))));
-    assert_eq!(*later.lock().unwrap(), [2], "the step after the failure never ran");
+    assert_eq!(
+        *later.lock().unwrap(),
+        [2],
+        "the step after the failure never ran"
+    );
 }
 
 #[test]
@@ -420,7 +424,10 @@ fn errors_of_later_steps_convert_into_the_flows_error_type() {
         .build();
     assert_eq!(flow.run(7).unwrap().join(), Ok(Ok(250)));
     assert_eq!(flow.run(13).unwrap().join(), Ok(Err(SendError::Smtp(421))));
-    assert_eq!(flow.run(500).unwrap().join(), Ok(Err(SendError::Unknown(500))));
+    assert_eq!(
+        flow.run(500).unwrap().join(),
+        Ok(Err(SendError::Unknown(500)))
+    );
 }
 
 #[test]

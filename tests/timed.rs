@@ -14,7 +14,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use uberpool::chrono::Utc;
-use uberpool::{MAX_DELAY, PoolsConfig, Resources, ScheduleErrorKind, SchedulerService, Strategy};
+use uberpool::{
+    MAX_DELAY, PoolsConfig, Resources, ScheduleErrorKind, SchedulerService, Strategy, TaskError,
+};
 
 /// DEDICATED, every pool one thread with no queue: one blocked task makes a pool full.
 fn dedicated_ones(name: &str) -> SchedulerService {
@@ -794,4 +796,83 @@ fn thread_names() -> Option<Vec<String>> {
         })
         .collect(),
     )
+}
+
+// ---- values and ends -------------------------------------------------------------------------
+
+#[test]
+fn a_delayed_task_yields_its_value_to_its_handle() {
+    let svc = service("delayed-value");
+    let io = svc.io();
+    let later = io.schedule(Duration::from_millis(2), || "250 OK").unwrap();
+    assert_eq!(later.join_timeout(GUARD).ok(), Some(Ok("250 OK")));
+    let now = io.schedule(Duration::ZERO, || 7).unwrap();
+    assert_eq!(now.join_timeout(GUARD).ok(), Some(Ok(7)));
+}
+
+#[test]
+fn a_delayed_task_that_panics_or_is_cancelled_says_so_through_its_handle() {
+    let svc = service("delayed-errors");
+    let io = svc.io();
+    let panicking = io
+        .schedule(Duration::ZERO, || -> u32 { panic!("bounce") })
+        .unwrap();
+    match panicking.join_timeout(GUARD).ok() {
+        Some(Err(TaskError::Panicked(message))) => assert!(message.contains("bounce")),
+        other => panic!("expected a panic, got {other:?}"),
+    }
+    let cancelled = io.schedule(Duration::from_secs(3600), || 1).unwrap();
+    assert!(cancelled.cancel());
+    assert_eq!(
+        cancelled.join_timeout(GUARD).ok(),
+        Some(Err(TaskError::Cancelled))
+    );
+    let shut_down = io.schedule(Duration::from_secs(3600), || 1).unwrap();
+    svc.shutdown();
+    assert_eq!(
+        shut_down.join_timeout(GUARD).ok(),
+        Some(Err(TaskError::Cancelled))
+    );
+}
+
+#[test]
+fn a_delayed_value_can_be_awaited_from_an_async_task() {
+    let svc = service("delayed-await");
+    let io = svc.io();
+    let awaited = svc
+        .cpu_light()
+        .spawn_async(async move {
+            let first = io.schedule(Duration::from_millis(1), || 20).unwrap().await;
+            let second = io.schedule(Duration::ZERO, || 22).unwrap().await;
+            first.unwrap() + second.unwrap()
+        })
+        .unwrap();
+    assert_eq!(awaited.join_timeout(GUARD).ok(), Some(Ok(42)));
+}
+
+#[test]
+fn a_periodic_tasks_handle_resolves_when_the_schedule_ends() {
+    let svc = service("periodic-end");
+    let light = svc.cpu_light();
+    let (tx, ticks) = channel();
+    let ticker = light
+        .schedule_at_fixed_rate(Duration::ZERO, Duration::from_millis(1), move || {
+            let _ = tx.send(());
+        })
+        .unwrap();
+    ticks.recv_timeout(GUARD).unwrap();
+    let ticker = ticker
+        .join_timeout(Duration::ZERO)
+        .expect_err("a running schedule has not ended");
+    assert!(ticker.cancel());
+    assert_eq!(ticker.join_timeout(GUARD).ok(), Some(Ok(())));
+    let poller = light
+        .schedule_with_fixed_delay(Duration::from_secs(3600), Duration::from_secs(1), || ())
+        .unwrap();
+    svc.shutdown();
+    assert_eq!(
+        poller.join_timeout(GUARD).ok(),
+        Some(Ok(())),
+        "ended by the shutdown"
+    );
 }

@@ -1,17 +1,23 @@
 //! [`ScheduledHandle`]: what the caller keeps of a delayed, periodic or cron task — cancel it,
-//! see whether it is done, read its counters.
+//! see whether it is done, read its counters, wait for its value or its end.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use crate::loom::Ordering;
+use crate::task::{TaskError, TaskHandle};
 
 use super::task::{Kind, Phase, TimedTask};
 
-/// A delayed, periodic or cron task: cancel it, see whether it is done, read its counters.
+/// A delayed, periodic or cron task: cancel it, see whether it is done, read its counters, and
+/// wait for it — a delayed task's value (`T`), or a periodic task's end.
 ///
-/// Cheap to clone; clones observe the same task. Dropping every handle does not cancel the task
-/// (a periodic task then runs until its scheduler or service shuts down).
+/// Dropping the handle does not cancel the task (a periodic task then runs until its scheduler
+/// or service shuts down). Awaiting it, or [`join`](Self::join), waits without cancelling.
 ///
 /// ```
 /// use std::sync::mpsc;
@@ -32,13 +38,41 @@ use super::task::{Kind, Phase, TimedTask};
 /// assert!(ticker.runs() >= 2);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone)]
 #[must_use = "dropping the handle does not cancel the task; keep it to cancel or observe it"]
-pub struct ScheduledHandle {
+pub struct ScheduledHandle<T = ()> {
     pub(crate) task: Arc<TimedTask>,
+    /// A delayed task's value, or a periodic task's end.
+    pub(crate) value: TaskHandle<T>,
 }
 
-impl ScheduledHandle {
+impl<T> ScheduledHandle<T> {
+    /// Waits for the task: a delayed task's value once it has run (or why there is none:
+    /// [`TaskError::Cancelled`] if it was cancelled or shut down before it started,
+    /// [`TaskError::Panicked`] if it panicked); for a periodic or cron task, `Ok(())` once the
+    /// schedule has ended — cancelled, or its scheduler or service shut down.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use uberpool::SchedulerService;
+    ///
+    /// let service = SchedulerService::builder().build()?;
+    /// let bounced = service.io().schedule(Duration::from_millis(5), || 3)?; // poll the mailbox
+    /// assert_eq!(bounced.join()?, 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn join(self) -> Result<T, TaskError> {
+        self.value.join()
+    }
+
+    /// Like [`join`](Self::join), waiting at most `timeout`; the handle comes back when the task
+    /// is not done by then.
+    pub fn join_timeout(self, timeout: Duration) -> Result<Result<T, TaskError>, Self> {
+        let ScheduledHandle { task, value } = self;
+        value
+            .join_timeout(timeout)
+            .map_err(|value| ScheduledHandle { task, value })
+    }
+
     /// Cancels the task: a delayed task that has not started will not run; a periodic or cron
     /// task runs no more (a run in progress finishes). Returns `true` if this call cancelled it,
     /// `false` if it was already cancelled, or (a delayed task) already started or finished.
@@ -159,7 +193,16 @@ impl ScheduledHandle {
     }
 }
 
-impl fmt::Debug for ScheduledHandle {
+/// Awaiting the handle is [`join`](ScheduledHandle::join) without blocking the executor thread.
+impl<T> Future for ScheduledHandle<T> {
+    type Output = Result<T, TaskError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.value).poll(cx)
+    }
+}
+
+impl<T> fmt::Debug for ScheduledHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &*self.task.phase.lock() {
             Phase::Armed { .. } => "armed",

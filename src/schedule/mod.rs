@@ -24,6 +24,7 @@ mod handle;
 mod next;
 mod task;
 
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,7 @@ use crate::loom::Mutex;
 
 use crate::dispatch::retry_later;
 use crate::scheduler::Scheduler;
+use crate::task::{Completer, TaskError, panic_message};
 use crate::timer::TimerRefusal;
 use crate::view::TimedEntry;
 
@@ -93,9 +95,14 @@ impl Scheduler {
     /// assert!(!retry.is_cancelled());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn schedule<F>(&self, delay: Duration, f: F) -> Result<ScheduledHandle, ScheduleError<F>>
+    pub fn schedule<F, T>(
+        &self,
+        delay: Duration,
+        f: F,
+    ) -> Result<ScheduledHandle<T>, ScheduleError<F>>
     where
-        F: FnOnce() + Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
     {
         let view = self.view();
         let refuse = |kind, f| Err(ScheduleError::new(f, kind, view.name()));
@@ -106,8 +113,11 @@ impl Scheduler {
         if view.is_shut() || !view.try_enter() {
             return refuse(ScheduleErrorKind::Shutdown, f);
         }
-        let task = TimedTask::new(view.clone(), Kind::Once, None);
+        let task = TimedTask::new(view.clone(), Kind::Once, None, None);
         let slot = shared_slot(f);
+        // The value reaches the handle through `done`, which travels with the closure: dropped
+        // unrun (cancelled, refused, shut down), it tells the handle `Cancelled`.
+        let (done, value) = Completer::new();
         let work: OnceWork = {
             let slot = slot.clone();
             let counts = task.counts.clone();
@@ -115,7 +125,14 @@ impl Scheduler {
                 let f = slot.lock().take();
                 if let Some(f) = f {
                     counts.runs.fetch_add(1, crate::loom::Ordering::Relaxed);
-                    f()
+                    match catch_unwind(AssertUnwindSafe(f)) {
+                        Ok(output) => done.complete(Ok(output)),
+                        Err(payload) => {
+                            let message = panic_message(&*payload);
+                            done.complete(Err(TaskError::Panicked(message)));
+                            resume_unwind(payload);
+                        }
+                    }
                 }
             })
         };
@@ -126,10 +143,10 @@ impl Scheduler {
                 work: Some(work),
             };
             return match task.offer_once() {
-                Offer::Dispatched | Offer::Gone => Ok(ScheduledHandle { task }),
+                Offer::Dispatched | Offer::Gone => Ok(ScheduledHandle { task, value }),
                 Offer::Busy => {
                     retry_later(&view.timer, OneShot { task: task.clone() }, 0);
-                    Ok(ScheduledHandle { task })
+                    Ok(ScheduledHandle { task, value })
                 }
                 Offer::Closed => refuse(ScheduleErrorKind::Shutdown, take_back(&slot)),
             };
@@ -143,7 +160,7 @@ impl Scheduler {
             task.arm(&mut phase, now + delay, None)
         };
         match armed {
-            Ok(()) => Ok(ScheduledHandle { task }),
+            Ok(()) => Ok(ScheduledHandle { task, value }),
             Err(why) => {
                 let work = match std::mem::replace(&mut *task.phase.lock(), Phase::Cancelled) {
                     Phase::Armed { work, .. } => work,
@@ -371,7 +388,8 @@ impl Scheduler {
                 }
             })
         };
-        let task = TimedTask::new(view.clone(), kind, Some(work));
+        let (ended, value) = Completer::new();
+        let task = TimedTask::new(view.clone(), kind, Some(work), Some(ended));
         view.register_timed(Arc::downgrade(&task) as Weak<dyn TimedEntry>);
         let armed = {
             let mut phase = task.phase.lock();
@@ -382,7 +400,7 @@ impl Scheduler {
             task.arm(&mut phase, due, wall)
         };
         match armed {
-            Ok(()) => Ok(ScheduledHandle { task }),
+            Ok(()) => Ok(ScheduledHandle { task, value }),
             Err(why) => {
                 *task.phase.lock() = Phase::Cancelled;
                 let kind = ScheduleErrorKind::from_timer(why);

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use crate::dispatch::{Attempt, Patience, Redeliver, drop_user_value};
 use crate::loom::{AtomicBool, AtomicU64, Mutex, Ordering};
 use crate::rejected::RejectKind;
-use crate::task::{HandleJob, PlainJob, TaskHandle};
+use crate::task::{Completer, HandleJob, PlainJob, TaskHandle};
 use crate::timer::{Fire, TimerKey, TimerRefusal};
 use crate::view::{LogLimiter, TaskScope, TimedEntry, View};
 
@@ -117,6 +117,10 @@ pub(crate) struct TimedTask {
     work: Mutex<Option<PeriodicWork>>,
     pub(crate) counts: Arc<Counts>,
     skip_log: LogLimiter,
+    /// A periodic task's end, published to its handle once the schedule is over (cancelled,
+    /// shut down, or out of ticks); `None` for a delayed task, whose handle gets its value from
+    /// the closure itself.
+    ended: Mutex<Option<Completer<()>>>,
 }
 
 /// What one offer of a delayed task came to.
@@ -132,7 +136,14 @@ pub(crate) enum Offer {
 }
 
 impl TimedTask {
-    pub(crate) fn new(view: Arc<View>, kind: Kind, work: Option<PeriodicWork>) -> Arc<Self> {
+    /// A delayed task (no periodic closure, no end to publish), or a periodic task whose end is
+    /// published through `ended`.
+    pub(crate) fn new(
+        view: Arc<View>,
+        kind: Kind,
+        work: Option<PeriodicWork>,
+        ended: Option<Completer<()>>,
+    ) -> Arc<Self> {
         Arc::new(TimedTask {
             view,
             kind,
@@ -141,7 +152,17 @@ impl TimedTask {
             work: Mutex::new(work),
             counts: Arc::new(Counts::default()),
             skip_log: LogLimiter::default(),
+            ended: Mutex::new(ended),
         })
+    }
+
+    /// Publishes a periodic task's end to its handle (once; never with `phase` held: a waker of
+    /// the handle may run).
+    fn end_schedule(&self) {
+        let ended = self.ended.lock().take();
+        if let Some(ended) = ended {
+            ended.complete(Ok(()));
+        }
     }
 
     /// `true` for fixed-rate, fixed-delay and cron tasks.
@@ -184,7 +205,9 @@ impl TimedTask {
                         }
                     }
                 };
-                if !self.is_periodic() {
+                if self.is_periodic() {
+                    self.end_schedule();
+                } else {
                     self.view.leave_unrun();
                 }
                 drop_user_value(work, "a delayed task's closure");
@@ -264,15 +287,20 @@ impl TimedTask {
     /// A periodic tick: re-arm (fixed rate, cron), then dispatch one run unless the previous
     /// one is still going or the view refuses.
     fn tick(self: &Arc<Self>, due: Instant, wall: Option<Wall>) {
-        {
+        let ends = {
             let mut phase = self.phase.lock();
             match &mut *phase {
                 Phase::Armed { key, .. } => *key = None,
                 _ => return,
             }
-            if !self.rearm(&mut phase, due, wall) {
+            let rearmed = self.rearm(&mut phase, due, wall);
+            if !rearmed {
                 *phase = Phase::Cancelled;
             }
+            !rearmed
+        };
+        if ends {
+            self.end_schedule();
         }
         if self.running.swap(true, Ordering::AcqRel) {
             self.counts.skipped.fetch_add(1, Ordering::Relaxed);
@@ -359,6 +387,7 @@ impl TimedTask {
             self.view.leave_unrun();
             drop_user_value(work, "a delayed task's closure");
         }
+        self.end_schedule();
         true
     }
 }
@@ -426,14 +455,19 @@ impl Drop for PeriodicRun {
         }
         task.running.store(false, Ordering::Release);
         if let Kind::FixedDelay(delay) = task.kind {
-            let mut phase = task.phase.lock();
-            if matches!(&*phase, Phase::Armed { .. }) {
-                let armed = Instant::now()
-                    .checked_add(delay)
-                    .is_some_and(|due| task.arm(&mut phase, due, None).is_ok());
+            let ends = {
+                let mut phase = task.phase.lock();
+                let armed = !matches!(&*phase, Phase::Armed { .. })
+                    || Instant::now()
+                        .checked_add(delay)
+                        .is_some_and(|due| task.arm(&mut phase, due, None).is_ok());
                 if !armed {
                     *phase = Phase::Cancelled;
                 }
+                !armed
+            };
+            if ends {
+                task.end_schedule();
             }
         }
     }

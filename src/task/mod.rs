@@ -400,6 +400,9 @@ impl<T> fmt::Debug for TaskHandle<T> {
     }
 }
 
+/// A handle is a pointer to its task's cell: moving it never moves the task, whatever `T` is.
+impl<T> Unpin for TaskHandle<T> {}
+
 /// Awaiting a handle waits for the task without blocking the executor thread.
 ///
 /// The pool thread that finishes the task wakes the awaiting future's waker. Polling again
