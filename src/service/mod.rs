@@ -26,6 +26,7 @@ use crate::policy::Target;
 use crate::pool::ShutdownReport;
 use crate::role::ThreadRole;
 use crate::scheduler::Scheduler;
+use crate::task::{Completer, TaskHandle};
 use crate::timer::Timer;
 use crate::view::{DEFAULT_STOP_TIMEOUT, View, ViewSpec, WeakViews};
 
@@ -139,7 +140,13 @@ impl Drop for ServiceInner {
 }
 
 /// The scheduler service: one elastic UBER pool or three DEDICATED pools, and schedulers per
-/// task class over them. Cheap to clone; dropping the last handle shuts the pools down.
+/// task class over them. Cheap to clone; clones share the pools.
+///
+/// Dropping the last handle shuts the service down and blocks, for up to the configured
+/// graceful shutdown timeout (15 s by default), while queued and running tasks finish; in async
+/// code, shut down first with [`shutdown_in_background`](Self::shutdown_in_background) and await
+/// the report. Schedulers and flows do not keep the service alive: once it is gone, they refuse
+/// work with [`RejectKind::Shutdown`](crate::RejectKind::Shutdown).
 ///
 /// The strategy comes from the configuration, so switching between UBER and DEDICATED is a
 /// change to `scheduler-pools.conf`, not to code.
@@ -426,6 +433,38 @@ impl SchedulerService {
     /// ```
     pub fn shutdown_timeout(&self, timeout: Duration) -> ShutdownReport {
         self.inner.shutdown_timeout(timeout)
+    }
+
+    /// Shuts down like [`shutdown_timeout`](Self::shutdown_timeout), on a thread of its own
+    /// (`{service}.shutdown`), and returns at once with a handle to the report: join it, or await
+    /// it from async code without blocking the runtime's thread. Once the report is in, dropping
+    /// the last service handle does not block.
+    ///
+    /// Fails only when the operating system refuses the thread; the service is then not shut
+    /// down.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use uberpool::SchedulerService;
+    ///
+    /// let service = SchedulerService::builder().build()?;
+    /// service.io().submit(|| ())?.join()?;
+    /// let report = service.shutdown_in_background(Duration::from_secs(5))?;
+    /// // in async code: `let report = report.await?;`
+    /// assert_eq!(report.join()?.completed, 1);
+    /// assert!(service.is_shutdown());
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+    /// ```
+    pub fn shutdown_in_background(
+        &self,
+        timeout: Duration,
+    ) -> std::io::Result<TaskHandle<ShutdownReport>> {
+        let (done, report) = Completer::new();
+        let service = self.clone();
+        std::thread::Builder::new()
+            .name(format!("{}.shutdown", self.inner.name))
+            .spawn(move || done.complete(Ok(service.shutdown_timeout(timeout))))?;
+        Ok(report)
     }
 
     /// `true` once [`shutdown`](Self::shutdown) (or a drop of the last handle) began.
