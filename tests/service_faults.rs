@@ -55,7 +55,7 @@ fn dedicated(name: &str, light: usize, io: usize, intensive: usize) -> Scheduler
 /// periodic run, whose `Drop` took the same lock, and the shutdown hung for ever.
 #[test]
 fn shutdown_with_fixed_delay_ticks_racing_a_rate_limited_view_never_hangs() {
-    for round in 0..20 {
+    for round in 0..40 {
         within_guard("a shutdown with ticks in flight", move || {
             let svc = service(&format!("tick-race-{round}"));
             let view = svc
@@ -72,6 +72,8 @@ fn shutdown_with_fixed_delay_ticks_racing_a_rate_limited_view_never_hangs() {
                         .unwrap()
                 })
                 .collect();
+            // Shut down once the rate holds runs in the view's queue and ticks keep coming.
+            assert!(common::poll_until(|| view.throttle().unwrap().held > 0));
             let report = svc.shutdown_timeout(Duration::from_millis(200));
             assert_eq!(report.still_running, 0, "{report:?}");
             assert!(handles.iter().all(|h| h.is_done()));
