@@ -4,7 +4,7 @@
 //! throttled view that holds the relay's connection and rate limits (IO), record the deliveries
 //! (CPU_LIGHT). A recipient the relay refuses for now is retried with exponential back-off from
 //! the service's timer; one that still fails is reported, never dropped. What lives elsewhere: the
-//! relay (`relay.rs`), argument parsing and the summary table (the example).
+//! relay (`relay/`), argument parsing and the summary table (the example).
 
 use std::fmt::Write as _;
 use std::fs::{self, File};
@@ -16,11 +16,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use indicatif::ProgressBar;
 use lettre::message::Mailbox;
-use lettre::message::header::ContentType;
+use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::transport::smtp::PoolConfig;
 use lettre::{Message, SmtpTransport, Transport};
 use parking_lot::Mutex;
 use uberpool::{Flow, Scheduler, SchedulerConfig, SchedulerService, TaskClass};
+
+use super::relay::{IDEMPOTENCY_HEADER, fnv1a};
 
 /// The campaign's limits and sizes.
 #[derive(Clone, Debug)]
@@ -182,14 +184,28 @@ You receive this letter at {{email}} as subscriber #{{id}}.
 Unsubscribe: https://example.com/unsubscribe/{{id}}/{{token}}
 ";
 
-/// FNV-1a, 64 bits: the content digest of a rendered message (and the unsubscribe token).
+/// The content digest of a rendered message (and the unsubscribe token): FNV-1a, 64 bits.
 pub fn content_digest(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &byte in bytes {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    fnv1a(bytes)
+}
+
+/// The `X-Idempotency-Key` header: the relay drops a message whose key it has already accepted,
+/// so a try that the relay accepted but whose answer the sender never saw is not delivered twice.
+#[derive(Clone, Debug)]
+pub struct IdempotencyKey(pub String);
+
+impl Header for IdempotencyKey {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str(IDEMPOTENCY_HEADER)
     }
-    hash
+
+    fn parse(text: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(IdempotencyKey(text.trim().to_owned()))
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), self.0.clone())
+    }
 }
 
 /// Fills every `{{field}}` of `template` from `subscriber`; an unknown field is an error.
@@ -254,6 +270,11 @@ fn render(subscriber: &Subscriber) -> Result<Rendered, String> {
             subscriber.id
         )))
         .header(ContentType::TEXT_PLAIN)
+        // One key per subscriber and content: every try of this message carries the same one.
+        .header(IdempotencyKey(format!(
+            "campaign-{digest:016x}-{}",
+            subscriber.id
+        )))
         .body(body)
         .map_err(|e| format!("{}: {e}", subscriber.email))?;
     Ok(Rendered {
