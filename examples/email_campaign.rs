@@ -1,8 +1,9 @@
-//! A mail campaign over real SMTP on loopback: an embedded relay (our own small SMTP server), a subscriber
-//! list on disk, and a flow that fetches batches (IO), personalizes (CPU_INTENSIVE), sends with
-//! lettre through a throttled view holding the relay's connection and rate limits (IO) and
-//! records the deliveries (CPU_LIGHT). It ends with a summary and checks that the relay received
-//! exactly one message per recipient (exit status 1 otherwise).
+//! A mail campaign over real SMTP on loopback: an embedded relay (our own small SMTP server), a
+//! subscriber list on disk, and a flow that fetches batches (IO), personalizes (CPU_INTENSIVE),
+//! sends over SMTP with a small client of our own through a throttled view holding the relay's
+//! connection and rate limits (IO) and records the deliveries (CPU_LIGHT). It ends with a summary
+//! and checks that the relay received exactly one message per recipient (exit status 1
+//! otherwise).
 //!
 //! Run: `cargo run --release --example email_campaign`, with options
 //! `-- --recipients 5000 --smtp-connections 8 --rate 500 --strategy dedicated

@@ -8,12 +8,15 @@
 #[path = "../examples/email/relay/mod.rs"]
 mod relay;
 
+#[allow(dead_code)]
+#[path = "../examples/email/client.rs"]
+mod client;
+
 use std::io::{BufRead, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use lettre::message::header::{Header, HeaderName, HeaderValue};
-use lettre::{Message, SmtpTransport, Transport};
+use client::{Mailer, SendError};
 use relay::{Capacity, IDEMPOTENCY_HEADER, Relay, RelayOptions};
 
 /// A failure guard only: every read is answered at once unless the relay is broken.
@@ -146,58 +149,25 @@ fn commands_out_of_order_are_refused_and_rset_clears_the_transaction() {
     assert_eq!(relay.stop().messages, 0);
 }
 
-/// The idempotency header for lettre.
-#[derive(Clone)]
-struct Key(String);
-
-impl Header for Key {
-    fn name() -> HeaderName {
-        HeaderName::new_from_ascii_str(IDEMPOTENCY_HEADER)
-    }
-
-    fn parse(text: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(Key(text.to_owned()))
-    }
-
-    fn display(&self) -> HeaderValue {
-        HeaderValue::new(Self::name(), self.0.clone())
-    }
-}
-
-fn letter(to: &str, key: Option<&str>) -> Message {
-    let builder = Message::builder()
-        .from("news@example.com".parse().unwrap())
-        .to(to.parse().unwrap())
-        .subject("hello");
-    let builder = match key {
-        Some(key) => builder.header(Key(key.to_owned())),
-        None => builder,
-    };
-    builder.body("Dear reader".to_owned()).unwrap()
+fn letter(key: Option<&str>) -> String {
+    let key = key.map_or(String::new(), |key| {
+        format!("{IDEMPOTENCY_HEADER}: {key}\n")
+    });
+    format!("From: news@example.com\n{key}Subject: hello\n\nDear reader\n.signature\n")
 }
 
 #[test]
 fn a_repeated_idempotency_key_is_dropped_and_counted_as_a_duplicate() {
     let relay = plain_relay();
-    let mailer = SmtpTransport::builder_dangerous("127.0.0.1")
-        .port(relay.port())
-        .timeout(Some(GUARD))
-        .build();
-    // lettre sees every send succeed: a duplicate is answered 250 and dropped.
-    mailer
-        .send(&letter("ada@example.com", Some("k-1")))
-        .unwrap();
-    mailer
-        .send(&letter("ada@example.com", Some("k-1")))
-        .unwrap();
-    mailer
-        .send(&letter("grace@example.com", Some("k-1")))
-        .unwrap();
-    mailer
-        .send(&letter("ada@example.com", Some("k-2")))
-        .unwrap();
-    mailer.send(&letter("ada@example.com", None)).unwrap();
-    mailer.send(&letter("ada@example.com", None)).unwrap();
+    let mailer = Mailer::new(relay.addr(), 2, GUARD);
+    let send = |to: &str, key| mailer.send("news@example.com", to, &letter(key));
+    // The sender sees every send succeed: a duplicate is answered 250 and dropped.
+    send("ada@example.com", Some("k-1")).unwrap();
+    send("ada@example.com", Some("k-1")).unwrap();
+    send("grace@example.com", Some("k-1")).unwrap();
+    send("ada@example.com", Some("k-2")).unwrap();
+    send("ada@example.com", None).unwrap();
+    send("ada@example.com", None).unwrap();
     drop(mailer);
     let log = relay.stop();
     assert_eq!(log.duplicates, 2);
@@ -205,6 +175,38 @@ fn a_repeated_idempotency_key_is_dropped_and_counted_as_a_duplicate() {
     assert_eq!(log.accepted["ada@example.com"], 4);
     assert!(!log.accepted.contains_key("grace@example.com"));
     assert_eq!(log.answered.len(), 6);
+    // The client stuffed the dot of ".signature"; the relay stored it unstuffed.
+    let stored = letter(Some("k-1")).replace('\n', "\r\n").len()
+        + letter(Some("k-2")).replace('\n', "\r\n").len()
+        + 2 * letter(None).replace('\n', "\r\n").len();
+    assert_eq!(log.bytes, stored as u64);
+}
+
+#[test]
+fn the_client_reports_a_refusal_as_transient_and_reuses_its_connection() {
+    let relay = Relay::start(RelayOptions {
+        refuse_first_percent: 100,
+        capacity: None,
+    })
+    .expect("relay starts");
+    let mailer = Mailer::new(relay.addr(), 1, GUARD);
+    let refused = mailer
+        .send("news@example.com", "ada@example.com", &letter(None))
+        .unwrap_err();
+    assert!(
+        matches!(refused, SendError::Refused { code: 450, .. }),
+        "{refused}"
+    );
+    assert!(refused.is_transient());
+    mailer
+        .send("news@example.com", "ada@example.com", &letter(None))
+        .unwrap();
+    // Both transactions went over the one pooled connection (reset after the refusal).
+    assert_eq!(relay.log().peak_sessions, 1);
+    drop(mailer);
+    let log = relay.stop();
+    assert_eq!(log.messages, 1);
+    assert!(log.refused_first.contains("ada@example.com"));
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! One SMTP session of the relay: the dialogue from the greeting to `QUIT`, enough of RFC 5321
-//! for a plaintext client such as lettre — `EHLO`/`HELO`, `MAIL FROM`, `RCPT TO`, `DATA` (with
+//! for a plaintext client (`../client.rs`, or lettre's plaintext transport) — `EHLO`/`HELO`, `MAIL FROM`, `RCPT TO`, `DATA` (with
 //! dot-unstuffing), `RSET`, `NOOP`, `QUIT`. Lines and messages are bounded, so a client cannot
 //! make the relay hold unbounded memory. What lives elsewhere: accepting connections, the log and
 //! the capacity model (`mod.rs`).
