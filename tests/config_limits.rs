@@ -225,6 +225,25 @@ fn repeated_keys_count_toward_the_same_bounded_list() {
 }
 
 #[test]
+fn one_key_more_than_the_list_is_listed_rather_than_counted() {
+    let lines: String = (0..33).map(|n| format!("unknown{n}=1\n")).collect();
+    let config = parse("UBER", &lines, &RES).unwrap();
+    assert_eq!(config.warnings().len(), 33);
+    assert!(
+        config
+            .warnings()
+            .iter()
+            .all(|w| matches!(w.kind(), WarningKind::UnknownKey { .. }))
+    );
+    let lines: String = (0..34).map(|n| format!("unknown{n}=1\n")).collect();
+    let config = parse("UBER", &lines, &RES).unwrap();
+    assert_eq!(
+        config.warnings()[32].kind(),
+        &WarningKind::MoreIgnoredKeys { count: 2 }
+    );
+}
+
+#[test]
 fn text_larger_than_the_limit_is_refused_before_it_is_parsed() {
     let text = format!(
         "{P}SchedulerPoolStrategy=UBER\n#{}\n",

@@ -222,8 +222,9 @@ impl<'a> Resolver<'a> {
         let mut warnings = Vec::with_capacity(ignored.len());
         for (index, (line, why)) in ignored.into_iter().enumerate() {
             let (key, kind) = match why {
+                // One more key is listed rather than counted.
                 Ignored::Unknown(key) | Ignored::OtherStrategy(key, _) | Ignored::Again(key, _)
-                    if index == MAX_LISTED_IGNORED_KEYS =>
+                    if index == MAX_LISTED_IGNORED_KEYS && total > MAX_LISTED_IGNORED_KEYS + 1 =>
                 {
                     let count = total - MAX_LISTED_IGNORED_KEYS;
                     (key, WarningKind::MoreIgnoredKeys { count })
