@@ -23,7 +23,9 @@ use crate::policy::{self, ThreadRole};
 use crate::rejected::{RejectKind, Rejected};
 use crate::scheduler::{CURRENT_TASK, Offered, Patience, PoolEntry};
 use crate::service::{SchedulerService, WeakService};
-use crate::task::{Completer, Job, RunOutcome, Runnable, TaskError, TaskHandle, panic_message};
+use crate::task::{
+    Completer, Job, Report, RunOutcome, Runnable, TaskError, TaskHandle, panic_message,
+};
 use crate::timer::Fire;
 
 /// Where a flow switches threads.
@@ -133,8 +135,10 @@ const RETRY_FIRST: Duration = Duration::from_millis(1);
 const RETRY_MAX: Duration = Duration::from_millis(4);
 
 impl<O: Send + 'static> FlowRun<O> {
-    /// Runs steps on this thread from `next` until the flow ends or must switch.
-    fn drive(mut self) {
+    /// Runs steps on this thread from `next` until the flow ends or must switch. `report` is the
+    /// pool's count of the worker task this runs in, if any: counted before the flow's outcome
+    /// is published.
+    fn drive(mut self, report: Option<&Report<'_>>) {
         loop {
             let index = self.next;
             let step = &self.core.steps[index];
@@ -153,12 +157,14 @@ impl<O: Send + 'static> FlowRun<O> {
                         panic_message(&*payload)
                     );
                     tracing::warn!(flow = %self.core.name, step = index + 1, "{message}");
+                    count_completed(report);
                     self.done.complete(Err(TaskError::Panicked(message)));
                     return;
                 }
             }
             self.next += 1;
             if self.next == self.core.steps.len() {
+                count_completed(report);
                 self.finish();
                 return;
             }
@@ -166,14 +172,12 @@ impl<O: Send + 'static> FlowRun<O> {
             if self.core.stays_in_place(next_class) {
                 self.core
                     .pool(next_class)
-                    .pool
-                    .shared()
-                    .counters
+                    .dispatch
                     .hops_elided
                     .fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            self.dispatch();
+            self.dispatch(report);
             return;
         }
     }
@@ -197,9 +201,9 @@ impl<O: Send + 'static> FlowRun<O> {
     /// ([`Shared::admit_as_tail`](crate::pool::Shared::admit_as_tail)): the pool takes it
     /// without growing or waking anyone, and the finishing thread (or a thief) runs it. Not under
     /// `Always`, the policy whose point is a real switch at every step.
-    fn dispatch(mut self) {
+    fn dispatch(mut self, report: Option<&Report<'_>>) {
         let entry = self.core.pool(self.core.steps[self.next].class).clone();
-        let counters = &entry.shared().counters;
+        let counters = &entry.dispatch;
         let tail = std::mem::replace(&mut self.tail, false);
         let hand_off = tail && self.core.policy != ProactorPolicy::Always;
         let mut job = Job::new(FlowJob { run: self });
@@ -220,7 +224,7 @@ impl<O: Send + 'static> FlowRun<O> {
                 counters.hops_elided.fetch_add(1, Ordering::Relaxed);
                 let mut run = FlowJob::<O>::recover(job);
                 run.tail = tail;
-                run.drive();
+                run.drive(report);
             }
             Offered::Refused(job, RejectKind::Busy) => FlowJob::<O>::recover(job).retry_later(),
             Offered::Refused(job, _) => FlowJob::<O>::recover(job)
@@ -239,12 +243,19 @@ impl<O: Send + 'static> FlowRun<O> {
             Some(service) => service.defer(
                 delay,
                 Box::new(move |fire| match fire {
-                    Fire::Due => self.dispatch(),
+                    Fire::Due => self.dispatch(None),
                     Fire::Cancelled => self.done.complete(Err(TaskError::Cancelled)),
                 }),
             ),
             None => self.done.complete(Err(TaskError::Cancelled)),
         }
+    }
+}
+
+/// Counts the worker task a flow runs in as completed, before the flow publishes its outcome.
+fn count_completed(report: Option<&Report<'_>>) {
+    if let Some(report) = report {
+        report.count(&RunOutcome::Completed);
     }
 }
 
@@ -261,13 +272,14 @@ impl<O: Send + 'static> FlowJob<O> {
 
 impl<O: Send + 'static> Runnable for FlowJob<O> {
     fn run(self) -> RunOutcome {
-        self.start(false)
+        self.start(None)
     }
 
     /// Run by the worker loop itself (not inline inside another task): the flow's last hop may
-    /// then be a tail hand-off to this worker's pool.
-    fn run_top(self) -> RunOutcome {
-        self.start(true)
+    /// then be a tail hand-off to this worker's pool, and the end of the flow is counted in the
+    /// pool's report before it is published.
+    fn run_top(self, report: &Report<'_>) -> RunOutcome {
+        self.start(Some(report))
     }
 
     fn cancel(self) {
@@ -276,13 +288,13 @@ impl<O: Send + 'static> Runnable for FlowJob<O> {
 }
 
 impl<O: Send + 'static> FlowJob<O> {
-    fn start(self, top: bool) -> RunOutcome {
+    fn start(self, report: Option<&Report<'_>>) -> RunOutcome {
         let mut run = self.run;
-        run.tail = top;
+        run.tail = report.is_some();
         if run.done.is_cancelled() || !run.done.start() {
             return RunOutcome::Skipped;
         }
-        run.drive();
+        run.drive(report);
         RunOutcome::Completed
     }
 }
@@ -443,11 +455,7 @@ impl<I: Send + 'static, O: Send + 'static> Flow<I, O> {
         };
         let (job, kind) = match entry.offer(Job::new(FlowJob { run }), patience) {
             Offered::Accepted => {
-                entry
-                    .shared()
-                    .counters
-                    .hops_switched
-                    .fetch_add(1, Ordering::Relaxed);
+                entry.dispatch.hops_switched.fetch_add(1, Ordering::Relaxed);
                 return Ok(handle);
             }
             Offered::RunHere(job) => {

@@ -28,7 +28,8 @@ pub use scheduler::{
     is_current_thread_in_wait_group,
 };
 pub use service::{
-    SchedulerConfig, SchedulerError, SchedulerService, ServiceBuilder, ServiceError, ServiceMetrics,
+    PoolMetrics, SchedulerConfig, SchedulerError, SchedulerService, ServiceBuilder, ServiceError,
+    ServiceMetrics,
 };
 pub use task::{TaskError, TaskHandle};
 pub use throttle::ThrottleStatus;

@@ -149,22 +149,22 @@ pub(crate) fn decide(caller: ThreadRole, target: Target) -> Decision {
 }
 
 thread_local! {
-    /// A role set by a thread that is not a pool worker but is not foreign either (the timer).
+    /// The role the thread was given: by the timer thread for itself, by the service for its pool
+    /// threads (from their start hook). Unset on foreign threads.
     static ROLE_OVERRIDE: std::cell::Cell<Option<ThreadRole>> = const { std::cell::Cell::new(None) };
 }
 
 /// Gives the calling thread `role` for the rest of its life (the timer thread calls this with
-/// [`ThreadRole::Timer`] when it starts). Takes precedence over the pool's role.
+/// [`ThreadRole::Timer`] when it starts; the service's pools call it from their thread-start
+/// hook).
 pub(crate) fn set_thread_role(role: ThreadRole) {
     ROLE_OVERRIDE.with(|r| r.set(Some(role)));
 }
 
-/// The calling thread's role: the role it set for itself ([`set_thread_role`]), else its pool's
-/// role if it is a pool worker, else `Foreign`.
+/// The calling thread's role: the role it was given ([`set_thread_role`]), else `Foreign`.
 pub(crate) fn current_role() -> ThreadRole {
     ROLE_OVERRIDE
         .with(|r| r.get())
-        .or_else(crate::pool::current_role)
         .unwrap_or(ThreadRole::Foreign)
 }
 

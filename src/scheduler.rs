@@ -41,9 +41,24 @@ pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// theoretical duration of a CPU_LIGHT task").
 pub(crate) const RETRY_DELAY: Duration = Duration::from_millis(10);
 
+/// What the dispatch layer counts per pool (the pool counts only what it does itself).
+#[derive(Default)]
+pub(crate) struct DispatchCounters {
+    /// Tasks run on the submitting thread because this pool was full.
+    pub(crate) caller_ran: AtomicU64,
+    /// CPU_LIGHT tasks that ran longer than the light budget on this pool.
+    pub(crate) light_overruns: AtomicU64,
+    /// Flow steps dispatched to this pool (a thread switch).
+    pub(crate) hops_switched: AtomicU64,
+    /// Flow steps that ran in place on a thread of this pool (no switch).
+    pub(crate) hops_elided: AtomicU64,
+}
+
 /// One pool as the service and its views see it.
 pub(crate) struct PoolEntry {
     pub(crate) pool: ThreadPool,
+    /// The dispatch layer's counters for this pool.
+    pub(crate) dispatch: DispatchCounters,
     pub(crate) target: Target,
     /// The pool's label in reports: `uber`, `cpuLight`, `io`, `cpuIntensive`, or the custom
     /// scheduler's name.
@@ -72,7 +87,7 @@ impl PoolEntry {
                 };
                 match decision {
                     Decision::RunInline => {
-                        shared.counters.caller_ran.fetch_add(1, Ordering::Relaxed);
+                        self.dispatch.caller_ran.fetch_add(1, Ordering::Relaxed);
                         Offered::RunHere(job)
                     }
                     Decision::Wait => {
@@ -82,14 +97,20 @@ impl PoolEntry {
                         };
                         match Shared::admit_waiting(shared, job, deadline) {
                             Ok(()) => Offered::Accepted,
-                            Err((job, kind)) => Offered::Refused(job, kind),
+                            Err((job, kind)) => self.refused(job, kind),
                         }
                     }
-                    Decision::Refuse => Offered::Refused(job, RejectKind::Busy),
+                    Decision::Refuse => self.refused(job, RejectKind::Busy),
                 }
             }
-            Err((job, kind)) => Offered::Refused(job, kind),
+            Err((job, kind)) => self.refused(job, kind),
         }
+    }
+
+    /// The job goes back to the caller: counted in the pool's `rejected`.
+    fn refused(&self, job: Job, kind: RejectKind) -> Offered {
+        self.shared().count_rejected();
+        Offered::Refused(job, kind)
     }
 }
 
@@ -506,9 +527,9 @@ impl RunHooks for TaskScope {
         if let Some(started) = self.started.take() {
             let took = started.elapsed();
             if took > LIGHT_BUDGET {
-                let shared = self.view.entry.shared();
-                shared
-                    .counters
+                self.view
+                    .entry
+                    .dispatch
                     .light_overruns
                     .fetch_add(1, Ordering::Relaxed);
                 if rate_limited(&self.view.last_overrun_log) {

@@ -15,8 +15,10 @@ use parking_lot::Mutex;
 use crate::TaskClass;
 use crate::config::{ConfigError, PoolSpec, PoolsConfig, Resources, Strategy};
 use crate::policy::{Target, ThreadRole};
-use crate::pool::{BuildError, Hooks, PoolMetrics, ShutdownReport, ThreadPool, ThreadSpawn};
-use crate::scheduler::{PoolEntry, Scheduler, ViewShared};
+use crate::pool::{
+    BuildError, Hooks, PoolBuilder, ShutdownReport, ThreadPool, ThreadPoolMetrics, ThreadSpawn,
+};
+use crate::scheduler::{DispatchCounters, PoolEntry, Scheduler, ViewShared};
 use crate::throttle::Throttle;
 use crate::timer::{Fire, Timer, TimerAction};
 
@@ -241,6 +243,107 @@ pub enum ServiceError {
     Start(#[from] BuildError),
 }
 
+/// Gives a pool's threads their role in the rejection policy: set from the thread-start hook,
+/// before the service's own start hook runs (the pool itself knows nothing of roles).
+fn with_role(builder: PoolBuilder, hooks: &Hooks, role: ThreadRole) -> PoolBuilder {
+    let user_start = hooks.on_thread_start.clone();
+    builder.on_thread_start(move || {
+        crate::policy::set_thread_role(role);
+        if let Some(hook) = &user_start {
+            hook();
+        }
+    })
+}
+
+/// A snapshot of one of the service's pools: the pool's own gauges and counters, and what the
+/// schedulers counted on it.
+///
+/// Gauges (`threads`, `idle`, `active`, `queued`) are read one after the other while the pool
+/// runs, so they are individually exact but may not add up at a single instant. Counters only
+/// grow. `completed` counts tasks that ran to their end, including those that panicked
+/// (`panicked` is a subset of `completed`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolMetrics {
+    /// The pool's name (the thread-name prefix).
+    pub name: String,
+    /// Threads that never retire.
+    pub core_size: usize,
+    /// Most threads the pool may have.
+    pub max_size: usize,
+    /// Tasks that may wait in the queue when no thread is idle.
+    pub queue_size: usize,
+    /// Threads alive (or being started) now.
+    pub threads: usize,
+    /// Threads without a task now.
+    pub idle: usize,
+    /// Threads running a task now.
+    pub active: usize,
+    /// Tasks accepted and waiting for a thread now.
+    pub queued: usize,
+    /// Tasks accepted since the pool started.
+    pub submitted: u64,
+    /// Tasks that ran to their end (panicked or not).
+    pub completed: u64,
+    /// Tasks that never ran: cancelled through their handle, or at shutdown.
+    pub cancelled: u64,
+    /// Submissions refused for good: the work went back to the caller.
+    pub rejected: u64,
+    /// Tasks that panicked.
+    pub panicked: u64,
+    /// Threads the OS (or the spawn handler) refused to start.
+    pub spawn_failures: u64,
+    /// Most threads alive at once.
+    pub peak_threads: usize,
+    /// Threads started since the pool was built.
+    pub threads_started: u64,
+    /// Threads that retired after their keep-alive.
+    pub threads_retired: u64,
+    /// Parked threads woken by a submission.
+    pub wakeups: u64,
+    /// Tasks a scheduler ran on the submitting thread because this pool was full.
+    pub caller_ran: u64,
+    /// Submissions through a scheduler that had to wait for this pool to accept them.
+    pub waited: u64,
+    /// CPU_LIGHT tasks that ran longer than 10 ms on this pool: misclassified work.
+    pub light_overruns: u64,
+    /// Flow steps dispatched to this pool: each one a thread switch (flow entries included).
+    pub hops_switched: u64,
+    /// Flow steps that ran in place on one of this pool's threads, with no switch.
+    pub hops_elided: u64,
+}
+
+impl PoolMetrics {
+    fn new(pool: ThreadPoolMetrics, dispatch: &DispatchCounters) -> Self {
+        let read = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+        PoolMetrics {
+            name: pool.name,
+            core_size: pool.core_size,
+            max_size: pool.max_size,
+            queue_size: pool.queue_size,
+            threads: pool.threads,
+            idle: pool.idle,
+            active: pool.active,
+            queued: pool.queued,
+            submitted: pool.submitted,
+            completed: pool.completed,
+            cancelled: pool.cancelled,
+            rejected: pool.rejected,
+            panicked: pool.panicked,
+            spawn_failures: pool.spawn_failures,
+            peak_threads: pool.peak_threads,
+            threads_started: pool.threads_started,
+            threads_retired: pool.threads_retired,
+            wakeups: pool.wakeups,
+            caller_ran: read(&dispatch.caller_ran),
+            waited: pool.waited,
+            light_overruns: read(&dispatch.light_overruns),
+            hops_switched: read(&dispatch.hops_switched),
+            hops_elided: read(&dispatch.hops_elided),
+        }
+    }
+}
+
 /// A snapshot of the service's pools.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -324,24 +427,23 @@ impl ServiceBuilder {
         let name = self.name;
         let shutdown_timeout = config.graceful_shutdown_timeout;
         let make = |label: &str, spec: &PoolSpec, role: ThreadRole, target: Target| {
-            ThreadPool::builder()
+            let builder = ThreadPool::builder()
                 .name(format!("{name}.{label}"))
                 .core_size(spec.core_size.max(1))
                 .max_size(spec.max_size)
                 .queue_size(spec.queue_size)
                 .keep_alive(spec.keep_alive)
                 .shutdown_timeout(shutdown_timeout)
-                .hooks_from(&self.hooks)
-                .role(role)
-                .build()
-                .map(|pool| {
-                    Arc::new(PoolEntry {
-                        pool,
-                        target,
-                        label: label.to_owned(),
-                        schedulers: AtomicUsize::new(0),
-                    })
+                .hooks_from(&self.hooks);
+            with_role(builder, &self.hooks, role).build().map(|pool| {
+                Arc::new(PoolEntry {
+                    pool,
+                    dispatch: DispatchCounters::default(),
+                    target,
+                    label: label.to_owned(),
+                    schedulers: AtomicUsize::new(0),
                 })
+            })
         };
         let pools = match config.strategy {
             Strategy::Uber => {
@@ -685,7 +787,7 @@ impl SchedulerService {
             .name
             .clone()
             .unwrap_or_else(|| format!("{}.custom{id}", self.inner.name));
-        let pool = ThreadPool::builder()
+        let builder = ThreadPool::builder()
             .name(name.clone())
             .core_size(size)
             .max_size(size)
@@ -695,15 +797,16 @@ impl SchedulerService {
                     .shutdown_timeout
                     .unwrap_or(crate::scheduler::DEFAULT_STOP_TIMEOUT),
             )
-            .hooks_from(&self.inner.hooks)
-            .role(ThreadRole::Custom {
-                id,
-                wait_allowed: config.wait_allowed,
-                direct_run_cpu_light: config.direct_run_cpu_light_when_target_busy,
-            })
-            .build()?;
+            .hooks_from(&self.inner.hooks);
+        let role = ThreadRole::Custom {
+            id,
+            wait_allowed: config.wait_allowed,
+            direct_run_cpu_light: config.direct_run_cpu_light_when_target_busy,
+        };
+        let pool = with_role(builder, &self.inner.hooks, role).build()?;
         let entry = Arc::new(PoolEntry {
             pool,
+            dispatch: DispatchCounters::default(),
             target: Target::Custom { id },
             label: name.clone(),
             schedulers: AtomicUsize::new(0),
@@ -726,7 +829,7 @@ impl SchedulerService {
             .inner
             .entries()
             .iter()
-            .map(|entry| entry.pool.metrics())
+            .map(|entry| PoolMetrics::new(entry.pool.metrics(), &entry.dispatch))
             .collect();
         ServiceMetrics {
             strategy: self.inner.config.strategy,

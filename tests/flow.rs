@@ -241,9 +241,15 @@ fn a_step_meeting_a_busy_pool_completes_after_a_slot_frees() {
         .intensive(|n: u32| n + 1)
         .build();
     let handle = flow.run(20).unwrap();
-    // the io step ran and its hand-off to the full pool was refused: wait until that shows
+    // the io step ran and its hand-off met the full pool (refused, or waiting): wait until that
+    // shows
     let start = Instant::now();
-    while service.metrics().pools.iter().all(|p| p.rejected == 0) {
+    while service
+        .metrics()
+        .pools
+        .iter()
+        .all(|p| p.rejected + p.waited == 0)
+    {
         assert!(
             start.elapsed() < GUARD,
             "the hand-off never met the full pool"
@@ -322,7 +328,12 @@ fn flows_are_cancelled_when_the_service_shuts_down() {
         .build();
     let handle = flow.run(1).unwrap();
     let start = Instant::now();
-    while service.metrics().pools.iter().all(|p| p.rejected == 0) {
+    while service
+        .metrics()
+        .pools
+        .iter()
+        .all(|p| p.rejected + p.waited == 0)
+    {
         assert!(start.elapsed() < GUARD);
         std::thread::yield_now();
     }

@@ -13,7 +13,7 @@ use std::sync::mpsc::channel;
 use std::thread;
 use std::time::Duration;
 
-use uberpool::pool::PoolMetrics;
+use uberpool::PoolMetrics;
 use uberpool::{
     PoolsConfig, RejectKind, Resources, SchedulerConfig, SchedulerError, SchedulerService,
     Strategy, TaskClass, TaskError, current_class, is_current_thread_for_cpu_work,
