@@ -274,12 +274,10 @@ impl<T> TaskCell<T> {
     }
 
     /// Drops what the slot still holds (an outcome nobody took), containing a panic from its
-    /// `Drop`. Called by the last reference, just before the block is freed.
-    fn drop_leftovers(&self) {
-        let leftovers = {
-            let mut slot = self.slot.lock();
-            (slot.outcome.take(), slot.waker.take())
-        };
+    /// `Drop`. Called by the last reference, which owns the block, just before freeing it.
+    fn drop_leftovers(&mut self) {
+        let slot = self.slot.get_mut();
+        let leftovers = (slot.outcome.take(), slot.waker.take());
         drop_contained("a task's result that nobody took", leftovers);
     }
 }
@@ -325,7 +323,7 @@ impl<T: Send + 'static> CellRef<T> {
     unsafe fn dealloc_bare(ptr: NonNull<Header>) {
         // SAFETY: called once, by the last reference, on a block leaked from a
         // `Box<TaskCell<T>>` in `new_pair`.
-        let block = unsafe { Box::from_raw(ptr.cast::<TaskCell<T>>().as_ptr()) };
+        let mut block = unsafe { Box::from_raw(ptr.cast::<TaskCell<T>>().as_ptr()) };
         block.drop_leftovers();
         drop(block);
     }
@@ -438,7 +436,7 @@ where
     unsafe fn dealloc(ptr: NonNull<Header>) {
         // SAFETY: called once, by the last reference, on a block leaked from a `Box<Self>` in
         // `Job::with_cell`; the `ManuallyDrop` closure part was taken already.
-        let block = unsafe { Box::from_raw(ptr.cast::<Self>().as_ptr()) };
+        let mut block = unsafe { Box::from_raw(ptr.cast::<Self>().as_ptr()) };
         block.cell.drop_leftovers();
         drop(block);
     }
