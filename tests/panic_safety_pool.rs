@@ -224,6 +224,8 @@ fn a_thread_start_hook_that_panics_leaves_a_working_thread() {
         .build()
         .expect("a panicking start hook does not fail the build");
     still_works(&pool, "start-hook.01");
+    // a hand-off pool: the blocker must find the core thread idle, so the next task grows
+    wait_until("the core thread to be idle", || pool.metrics().idle == 1);
     let gate = Gate::new();
     let blocker = occupy(&pool, &gate);
     // a second thread, started for this task, survives its hook too
@@ -280,6 +282,8 @@ fn a_spawn_handler_that_panics_is_a_refusal() {
     assert_eq!((m.spawn_failures, m.threads, m.rejected), (1, 1, 1));
     gate.open();
     assert_eq!(outcome(blocker), Ok(()));
+    // a hand-off pool: wait for the core thread, or the next task would need a new thread
+    wait_until("the core thread to be idle", || pool.metrics().idle == 1);
     still_works(&pool, "handler.01");
     shut_down_clean(&pool);
 }

@@ -277,8 +277,12 @@ impl<T> TaskCell<T> {
     /// `Drop`. Called by the last reference, which owns the block, just before freeing it.
     fn drop_leftovers(&mut self) {
         let slot = self.slot.get_mut();
-        let leftovers = (slot.outcome.take(), slot.waker.take());
-        drop_contained("a task's result that nobody took", leftovers);
+        if let Some(outcome) = slot.outcome.take() {
+            drop_contained("a task's result that nobody took", outcome);
+        }
+        if let Some(waker) = slot.waker.take() {
+            drop_contained("a task handle's waker", waker);
+        }
     }
 }
 
