@@ -125,11 +125,17 @@ fn submitter(
             }))),
             (2, counter) => {
                 let bomb = Bomb;
-                Some(kind_of(pool.submit(move || {
+                let submitted = pool.submit(move || {
                     let _kept = &bomb; // dropped when the closure ends, or dropped unrun
                     counter.fetch_add(1, Ordering::Relaxed);
                     i
-                })))
+                });
+                // A refused closure comes back to us: dropping it here would panic here.
+                Some(submitted.map_err(|refused| {
+                    let kind = refused.kind();
+                    std::mem::forget(refused.into_inner());
+                    kind
+                }))
             }
             (3, counter) => {
                 // detached at once: whoever lets go of the cell last drops the result
