@@ -18,6 +18,10 @@
 //!    consumes the job. It is `ManuallyDrop`, so freeing the block never drops it again.
 //! 3. `refs` counts the `Job` (while it exists) and every `CellRef`; the decrement that reaches
 //!    zero (`AcqRel`, so every earlier use of the block happens before) frees the block.
+//!
+//! User values met here (the closure dropped unrun, an outcome nobody took) are dropped through
+//! `unwind.rs`, so a panicking `Drop` never unwinds through this module's bookkeeping; a job
+//! consumed unrun claims its cell (and publishes `Cancelled`) before it drops the closure.
 
 #![allow(unsafe_code)]
 
@@ -31,7 +35,9 @@ use std::ptr::NonNull;
 
 use crate::loom::{AtomicUsize, Condvar, Mutex, Ordering};
 
-use super::{QUEUED, RunHooks, RunOutcome, Runnable, Slot};
+use super::handle::Slot;
+use super::state::State;
+use super::{Report, RunHooks, RunOutcome, Runnable, drop_contained};
 
 /// The first field of every block: how to run, cancel, drop, identify and free it.
 #[repr(C)]
@@ -42,8 +48,8 @@ pub(crate) struct Header {
 struct VTable {
     /// Consumes the job: runs it (or skips it when cancelled) and lets go of the block.
     run: unsafe fn(NonNull<Header>) -> RunOutcome,
-    /// `run`, called by the worker loop for its top-level task.
-    run_top: unsafe fn(NonNull<Header>) -> RunOutcome,
+    /// `run`, called by the worker loop for its top-level task, counted in the report.
+    run_top: unsafe fn(NonNull<Header>, &Report<'_>) -> RunOutcome,
     /// Consumes the job without running it; a handle yields `Cancelled`.
     cancel: unsafe fn(NonNull<Header>),
     /// Consumes the job when it is dropped unrun: drops its contents, a handle yields
@@ -95,11 +101,12 @@ impl Job {
         unsafe { run(self.into_raw()) }
     }
 
-    /// Runs the job as the worker's top-level task ([`Runnable::run_top`]).
-    pub(crate) fn run_top(self) -> RunOutcome {
+    /// Runs the job as the worker's top-level task ([`Runnable::run_top`]); a job with a handle
+    /// counts its end in `report` before it publishes it.
+    pub(crate) fn run_top(self, report: &Report<'_>) -> RunOutcome {
         let run_top = self.vtable().run_top;
         // SAFETY: as in `run`.
-        unsafe { run_top(self.into_raw()) }
+        unsafe { run_top(self.into_raw(), report) }
     }
 
     /// Drops the job without running it; its handle (if any) yields `Cancelled`.
@@ -165,8 +172,8 @@ impl Job {
         );
         // SAFETY: the block is a `WithCell<F, T, H>` (checked above) and the job is consumed.
         let (f, hooks, cell) = unsafe { WithCell::<F, T, H>::take(self.into_raw()) };
-        drop(hooks);
         cell.try_cancel();
+        drop(hooks);
         f
     }
 }
@@ -217,9 +224,9 @@ impl<R: Runnable> Boxed<R> {
         unsafe { Self::take(ptr) }.run()
     }
 
-    unsafe fn run_top(ptr: NonNull<Header>) -> RunOutcome {
+    unsafe fn run_top(ptr: NonNull<Header>, report: &Report<'_>) -> RunOutcome {
         // SAFETY: as in `run`.
-        unsafe { Self::take(ptr) }.run_top()
+        unsafe { Self::take(ptr) }.run_top(report)
     }
 
     unsafe fn cancel(ptr: NonNull<Header>) {
@@ -229,7 +236,7 @@ impl<R: Runnable> Boxed<R> {
 
     unsafe fn drop_job(ptr: NonNull<Header>) {
         // SAFETY: as in `run`.
-        drop(unsafe { Self::take(ptr) });
+        drop_contained("a job dropped unrun", unsafe { Self::take(ptr) });
     }
 }
 
@@ -240,15 +247,17 @@ unsafe fn never_dealloc(_: NonNull<Header>) {
 
 /// The state a task and its handle share, at the start of its block.
 ///
-/// `state` moves QUEUED → RUNNING → DONE, or QUEUED → CANCELLED; exactly one party wins the
-/// move out of QUEUED (the runner or a canceller), so a task either runs once or never.
-/// `slot` holds the outcome until the handle takes it, and the waker of an awaiting future.
+/// `state` is the task word (`state.rs`): exactly one party claims the task (the runner or a
+/// canceller), so a task either runs once or never; the claimer publishes the outcome into
+/// `slot`, where it stays until the handle takes it, beside the waker of an awaiting future.
 #[repr(C)]
 pub(crate) struct TaskCell<T> {
     header: Header,
+    /// References to the block (invariant 3).
     refs: AtomicUsize,
-    pub(super) state: AtomicUsize,
+    pub(super) state: State,
     pub(super) slot: Mutex<Slot<T>>,
+    /// Notified (with `slot` held) when the outcome is published.
     pub(super) done: Condvar,
 }
 
@@ -258,12 +267,21 @@ impl<T> TaskCell<T> {
         Self {
             header: Header { vtable },
             refs: AtomicUsize::new(2),
-            state: AtomicUsize::new(QUEUED),
-            slot: Mutex::new(Slot {
-                outcome: None,
-                waker: None,
-            }),
+            state: State::new(),
+            slot: Mutex::new(Slot::new()),
             done: Condvar::new(),
+        }
+    }
+
+    /// Drops what the slot still holds (an outcome nobody took), containing a panic from its
+    /// `Drop`. Called by the last reference, which owns the block, just before freeing it.
+    fn drop_leftovers(&mut self) {
+        let slot = self.slot.get_mut();
+        if let Some(outcome) = slot.outcome.take() {
+            drop_contained("a task's result that nobody took", outcome);
+        }
+        if let Some(waker) = slot.waker.take() {
+            drop_contained("a task handle's waker", waker);
         }
     }
 }
@@ -299,7 +317,7 @@ impl<T: Send + 'static> CellRef<T> {
 
     const BARE: &'static VTable = &VTable {
         run: never_run,
-        run_top: never_run,
+        run_top: never_run_top,
         cancel: never_consume,
         drop_job: never_consume,
         type_id: TypeId::of::<TaskCell<T>>,
@@ -309,12 +327,19 @@ impl<T: Send + 'static> CellRef<T> {
     unsafe fn dealloc_bare(ptr: NonNull<Header>) {
         // SAFETY: called once, by the last reference, on a block leaked from a
         // `Box<TaskCell<T>>` in `new_pair`.
-        drop(unsafe { Box::from_raw(ptr.cast::<TaskCell<T>>().as_ptr()) });
+        let mut block = unsafe { Box::from_raw(ptr.cast::<TaskCell<T>>().as_ptr()) };
+        block.drop_leftovers();
+        drop(block);
     }
 }
 
 /// A bare cell is never turned into a job.
 unsafe fn never_run(_: NonNull<Header>) -> RunOutcome {
+    unreachable!("a bare task cell is never a job")
+}
+
+/// A bare cell is never turned into a job.
+unsafe fn never_run_top(_: NonNull<Header>, _: &Report<'_>) -> RunOutcome {
     unreachable!("a bare task cell is never a job")
 }
 
@@ -359,7 +384,7 @@ where
 {
     const VTABLE: &'static VTable = &VTable {
         run: Self::run,
-        run_top: Self::run,
+        run_top: Self::run_top,
         cancel: Self::cancel,
         drop_job: Self::drop_job,
         type_id: TypeId::of::<Self>,
@@ -386,29 +411,38 @@ where
     unsafe fn run(ptr: NonNull<Header>) -> RunOutcome {
         // SAFETY: the vtable is this type's; the caller consumed the job.
         let (f, hooks, cell) = unsafe { Self::take(ptr) };
-        super::run_with_cell(f, hooks, &cell)
+        super::run_with_cell(f, hooks, &cell, None)
     }
 
+    unsafe fn run_top(ptr: NonNull<Header>, report: &Report<'_>) -> RunOutcome {
+        // SAFETY: as in `run`.
+        let (f, hooks, cell) = unsafe { Self::take(ptr) };
+        super::run_with_cell(f, hooks, &cell, Some(report))
+    }
+
+    /// Cancelled by the pool: the handle resolves first, then the closure is dropped.
     unsafe fn cancel(ptr: NonNull<Header>) {
         // SAFETY: as in `run`.
         let (f, mut hooks, cell) = unsafe { Self::take(ptr) };
-        drop(f);
         cell.try_cancel();
+        drop_contained("a cancelled task's closure", f);
         hooks.discard();
     }
 
     unsafe fn drop_job(ptr: NonNull<Header>) {
         // SAFETY: as in `run`.
         let (f, hooks, cell) = unsafe { Self::take(ptr) };
-        drop(f);
-        drop(hooks);
         cell.try_cancel();
+        drop_contained("a task's closure dropped unrun", f);
+        drop(hooks);
     }
 
     unsafe fn dealloc(ptr: NonNull<Header>) {
         // SAFETY: called once, by the last reference, on a block leaked from a `Box<Self>` in
         // `Job::with_cell`; the `ManuallyDrop` closure part was taken already.
-        drop(unsafe { Box::from_raw(ptr.cast::<Self>().as_ptr()) });
+        let mut block = unsafe { Box::from_raw(ptr.cast::<Self>().as_ptr()) };
+        block.cell.drop_leftovers();
+        drop(block);
     }
 }
 
@@ -435,7 +469,7 @@ mod tests {
         let (job, cell) = Job::with_cell(move || drop(held), ());
         drop(job);
         assert_eq!(std::sync::Arc::strong_count(&witness), 1);
-        assert_eq!(cell.state.load(Ordering::Acquire), super::super::CANCELLED);
+        assert!(cell.state.load().is_cancelled() && cell.state.load().is_complete());
     }
 
     #[test]

@@ -120,7 +120,10 @@ impl TaskScope {
 impl RunHooks for TaskScope {
     fn begin(&mut self) -> bool {
         if !self.view.word.start() {
+            // `shutdown_now` discards it: the slot goes back before the task leaves the view,
+            // so a view seen idle holds no slot.
             self.view.release_slot();
+            self.view.word.leave_queued();
             return false;
         }
         let running = Running {
@@ -158,13 +161,14 @@ impl RunHooks for TaskScope {
                 }
             }
         }
-        self.view.word.finish();
+        // The slot goes back before the task leaves the view (see `begin`).
         self.view.release_slot();
+        self.view.word.finish();
     }
 
     fn discard(&mut self) {
-        self.view.word.leave_queued();
         self.view.release_slot();
+        self.view.word.leave_queued();
     }
 }
 
