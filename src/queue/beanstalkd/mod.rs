@@ -1,5 +1,6 @@
-//! beanstalkd: a client of uberpool's own over one TCP connection ([`Client`]) and a
-//! [`Producer`] that pipelines puts. Behind the cargo feature `beanstalkd`.
+//! beanstalkd: a client of uberpool's own over one TCP connection ([`Client`]), a
+//! [`Producer`] that pipelines puts, and [`BeanstalkdBackend`], the [`Consumer`]'s view of a
+//! tube. Behind the cargo feature `beanstalkd`.
 //!
 //! The client speaks the protocol of beanstalkd 1.12: `put` (priority, delay, TTR), `use`,
 //! `watch`, `ignore`, `reserve-with-timeout`, `delete`, `release`, `bury`, `kick`,
@@ -16,10 +17,13 @@
 //! `delete`, `kick` and delayed `release` is written before its reply, so a job whose put was
 //! acknowledged survives a crash of the server process. A reservation is not logged: after a
 //! restart, jobs that were reserved are ready again and will be delivered again (consumers
-//! must be idempotent). The server syncs the binlog to disk at most
+//! must be idempotent, see [`crate::queue`]). The server syncs the binlog to disk at most
 //! every `-f` ms (50 by default), so a power loss can still lose the last acknowledged writes;
 //! `-f 0` syncs every write, at a large cost in throughput.
+//!
+//! [`Consumer`]: crate::queue::Consumer
 
+mod backend;
 mod client;
 mod conn;
 mod error;
@@ -27,6 +31,7 @@ mod producer;
 mod proto;
 mod stats;
 
+pub use backend::BeanstalkdBackend;
 pub use client::{Backoff, Client, ClientBuilder, DEFAULT_MAX_BODY, DEFAULT_TUBE, Job, PutOptions};
 pub use error::Error;
 pub use producer::{CHUNK_BYTES, CHUNK_JOBS, Producer};
