@@ -169,10 +169,4 @@ pub trait Backend: Send + 'static {
     /// connection), every job reserved under the old value is back in the queue and no
     /// longer the consumer's to settle. Engines whose leases survive reconnects keep it fixed.
     fn session(&self) -> u64;
-
-    /// The shortest non-zero `wait` the engine honours (beanstalkd counts in seconds); the
-    /// consumer waits on its own clock for anything shorter.
-    fn wait_resolution(&self) -> Duration {
-        Duration::from_millis(1)
-    }
 }

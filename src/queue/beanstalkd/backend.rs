@@ -200,8 +200,4 @@ impl Backend for BeanstalkdBackend {
     fn session(&self) -> u64 {
         self.client.generation()
     }
-
-    fn wait_resolution(&self) -> Duration {
-        Duration::from_secs(1)
-    }
 }

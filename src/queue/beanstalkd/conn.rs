@@ -11,19 +11,19 @@ use std::time::{Duration, Instant};
 use super::error::Error;
 use super::proto::{Parsed, Reply, parse_reply};
 
-/// Bytes asked of the socket per read.
+/// Bytes the read buffer starts with; it grows (doubling) for a reply that does not fit.
 const READ_CHUNK: usize = 16 * 1024;
-
-/// Consumed bytes are dropped from the front of the buffer once they pass this many.
-const COMPACT_AFTER: usize = 64 * 1024;
 
 /// An open connection and the bytes read from it but not parsed yet.
 pub(crate) struct Conn {
     stream: TcpStream,
-    /// Bytes read; `buf[start..]` is not parsed yet.
+    /// The read buffer, all of it initialized: `buf[start..end]` is read and not parsed yet.
     buf: Vec<u8>,
     start: usize,
+    end: usize,
     io_timeout: Duration,
+    /// The socket's read timeout as last set (a syscall to change, so only when it must).
+    read_timeout: Option<Duration>,
 }
 
 impl Conn {
@@ -47,9 +47,11 @@ impl Conn {
                         .map_err(connect_error)?;
                     return Ok(Conn {
                         stream,
-                        buf: Vec::with_capacity(READ_CHUNK),
+                        buf: vec![0; READ_CHUNK],
                         start: 0,
+                        end: 0,
                         io_timeout,
+                        read_timeout: None,
                     });
                 }
                 Err(error) => last = error,
@@ -66,48 +68,67 @@ impl Conn {
     /// Reads the next reply; the server has the IO timeout plus `wait` (a reserve's own
     /// timeout) to send all of it.
     pub(crate) fn read_reply(&mut self, wait: Duration) -> Result<Reply, Error> {
-        let deadline = Instant::now()
-            .checked_add(self.io_timeout.saturating_add(wait))
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
+        let limit = self.io_timeout.saturating_add(wait);
+        let deadline = Instant::now().checked_add(limit);
         loop {
-            if let Parsed::Complete(reply, used) = parse_reply(&self.buf[self.start..])? {
+            if let Parsed::Complete(reply, used) = parse_reply(&self.buf[self.start..self.end])? {
                 self.start += used;
-                if self.start == self.buf.len() {
-                    self.buf.clear();
+                if self.start == self.end {
                     self.start = 0;
-                } else if self.start > COMPACT_AFTER {
-                    self.buf.drain(..self.start);
-                    self.start = 0;
+                    self.end = 0;
+                    if self.buf.len() > 64 * READ_CHUNK {
+                        // A large body passed: give its memory back.
+                        self.buf = vec![0; READ_CHUNK];
+                    }
                 }
                 return Ok(reply);
             }
-            self.fill(deadline)?;
-        }
-    }
-
-    /// Reads at least one more byte before `deadline`.
-    fn fill(&mut self, deadline: Instant) -> Result<(), Error> {
-        let len = self.buf.len();
-        self.buf.resize(len + READ_CHUNK, 0);
-        let result = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break Err(Error::Io(io::Error::new(
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                return Err(Error::Io(io::Error::new(
                     io::ErrorKind::TimedOut,
                     "no reply from beanstalkd within the timeout",
                 )));
             }
-            if let Err(error) = self.stream.set_read_timeout(Some(left)) {
-                break Err(Error::Io(error));
+            // Each read may block for the whole limit: a reply is bounded by twice the limit
+            // even when the server sends it a byte at a time.
+            self.set_read_timeout(limit)?;
+            self.fill()?;
+        }
+    }
+
+    fn set_read_timeout(&mut self, timeout: Duration) -> Result<(), Error> {
+        if self.read_timeout != Some(timeout) {
+            self.stream
+                .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
+                .map_err(Error::Io)?;
+            self.read_timeout = Some(timeout);
+        }
+        Ok(())
+    }
+
+    /// Reads at least one more byte, making room first: unparsed bytes move to the front, and
+    /// a full buffer doubles.
+    fn fill(&mut self) -> Result<(), Error> {
+        if self.end == self.buf.len() {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            } else {
+                let grown = self.buf.len().saturating_mul(2);
+                self.buf.resize(grown, 0);
             }
-            match self.stream.read(&mut self.buf[len..]) {
-                Ok(0) => break Err(Error::Closed),
-                Ok(n) => break Ok(n),
+        }
+        loop {
+            match self.stream.read(&mut self.buf[self.end..]) {
+                Ok(0) => return Err(Error::Closed),
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(());
+                }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) => break Err(Error::Io(error)),
+                Err(error) => return Err(Error::Io(error)),
             }
-        };
-        self.buf.truncate(len + *result.as_ref().unwrap_or(&0));
-        result.map(|_| ())
+        }
     }
 }

@@ -149,43 +149,45 @@ impl<B: Backend> Driver<B> {
     /// One turn: send what is pending and reserve what there is room for, or wait.
     fn step(&mut self, now: Instant) {
         let want = self.want();
-        if !self.pending.is_empty() || !self.stale_acks.is_empty() {
-            self.exchange(want, Duration::ZERO);
-        } else if want > 0 && !self.queue_empty {
+        if want > 0 {
             self.held_back = false;
+        }
+        let pending = !self.pending.is_empty() || !self.stale_acks.is_empty();
+        if pending || (want > 0 && !self.queue_empty) {
             self.exchange(want, Duration::ZERO);
-        } else if want > 0 && self.book.prefetched_len() == 0 {
-            // The queue was empty: wait for a job in the engine, but no longer than the next
-            // lease extension, and on our own clock when that is below the engine's resolution.
-            self.held_back = false;
-            let mut wait = self.settings.reserve_wait;
-            if let Some(at) = self.book.next_extension(self.session) {
-                wait = wait.min(at.saturating_duration_since(now));
-            }
-            if wait >= self.backend.wait_resolution() {
-                Counters::add(&self.counters.empty_waits, 1);
-                self.exchange(1, wait);
-            } else {
-                self.mailbox.wait(now.checked_add(wait));
-                self.queue_empty = false;
-            }
+        } else if want > 0 && self.book.is_empty() {
+            // Nothing held and the queue was empty: wait in the engine, which hands over the
+            // next job the moment it is put. Nothing can finish meanwhile, so nothing waits
+            // to be settled.
+            Counters::add(&self.counters.empty_waits, 1);
+            self.exchange(1, self.settings.reserve_wait);
         } else {
-            // No room at the target (or stopping, or prefetched jobs waiting for room while the
-            // queue is empty): wait for a job to finish, a lease to need extending, a stop, or
-            // the room poll (other submitters may free room without telling us).
-            if want == 0 && self.stop.is_none() && !self.held_back {
-                self.held_back = true;
-                Counters::add(&self.counters.reserve_waits, 1);
-            }
-            // While stopping, only finished jobs, extensions and the deadline matter.
+            // Jobs held and the queue empty, or no room at the target, or stopping: wait on
+            // the mailbox — for a job to finish (its settlement goes out at once, with a poll
+            // of the queue), a lease to need extending, the stop deadline, or a timeout after
+            // which the queue (`reserve_wait`) or the target's room (`room_poll`: other
+            // submitters free room without telling us) is looked at again.
+            let poll = if want > 0 {
+                Counters::add(&self.counters.empty_waits, 1);
+                self.settings.reserve_wait
+            } else {
+                if self.stop.is_none() && !self.held_back {
+                    self.held_back = true;
+                    Counters::add(&self.counters.reserve_waits, 1);
+                }
+                self.settings.room_poll
+            };
             let mut until = match self.stop {
                 Some(deadline) => Some(deadline),
-                None => now.checked_add(self.settings.room_poll),
+                None => now.checked_add(poll),
             };
             if let Some(at) = self.book.next_extension(self.session) {
                 until = Some(until.map_or(at, |u| u.min(at)));
             }
             self.mailbox.wait(until);
+            if want > 0 {
+                self.queue_empty = false;
+            }
         }
     }
 

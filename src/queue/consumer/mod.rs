@@ -115,8 +115,11 @@ impl<B: Backend> ConsumerBuilder<B> {
         self
     }
 
-    /// How long one reserve waits on an empty queue (default 1 s). While it waits, jobs that
-    /// finish are settled only when it returns, and a stop is seen only then.
+    /// How long the consumer waits on an empty queue before looking again (default 1 s). With
+    /// nothing held, the wait is a reserve in the engine (a new job is taken the moment it is
+    /// put; a stop is seen when the reserve returns, and beanstalkd counts the wait in whole
+    /// seconds, rounded up). With jobs held, it waits for them instead and polls the queue at
+    /// every finished job and at least this often.
     pub fn reserve_wait(mut self, wait: Duration) -> Self {
         self.settings.reserve_wait = wait;
         self
