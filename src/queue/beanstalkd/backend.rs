@@ -5,8 +5,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::client::{Client, DEFAULT_TUBE, whole_seconds};
+use super::client::{Client, DEFAULT_TUBE};
 use super::error::Error;
+use super::options::whole_seconds;
 use super::proto::{Command, Reply};
 use super::stats::JobStats;
 use crate::queue::{Backend, Exchange, JobId, Reserved, Settle, Settled, Settlement};

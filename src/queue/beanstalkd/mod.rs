@@ -27,12 +27,14 @@ mod backend;
 mod client;
 mod conn;
 mod error;
+mod options;
 mod producer;
 mod proto;
 mod stats;
 
 pub use backend::BeanstalkdBackend;
-pub use client::{Backoff, Client, ClientBuilder, DEFAULT_MAX_BODY, DEFAULT_TUBE, Job, PutOptions};
+pub use client::{Client, ClientBuilder, DEFAULT_MAX_BODY, DEFAULT_TUBE};
 pub use error::Error;
+pub use options::{Backoff, Job, PutOptions};
 pub use producer::{CHUNK_BYTES, CHUNK_JOBS, Producer};
 pub use stats::{JobState, JobStats, ServerStats, TubeStats};

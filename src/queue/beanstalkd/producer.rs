@@ -1,7 +1,8 @@
 //! [`Producer`]: puts jobs into one tube, one at a time or in pipelined batches.
 
-use super::client::{Client, PutOptions};
+use super::client::Client;
 use super::error::Error;
+use super::options::PutOptions;
 use super::proto::{Command, Reply};
 
 /// Puts per round trip at most: a batch goes out in chunks of this many (or of
