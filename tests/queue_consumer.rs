@@ -463,3 +463,25 @@ fn a_target_that_shuts_down_stops_the_consumer_and_leaves_the_jobs_ready() {
     let stats = tube_stats(&mut client, &tube).unwrap();
     assert_eq!((stats.ready, stats.reserved), (5, 0));
 }
+
+#[test]
+fn a_grace_period_no_clock_can_honour_is_refused_up_front() {
+    let Some(server) = Beanstalkd::start() else {
+        return;
+    };
+    let service = service();
+    let refused = consumer(&server, &tube("absurd"))
+        .grace(Duration::MAX)
+        .start(&service.io(), |_| Outcome::Done)
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            uberpool::queue::ConsumerError::Setting {
+                setting: "grace",
+                ..
+            }
+        ),
+        "{refused}"
+    );
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::client::{Client, DEFAULT_TUBE};
 use super::error::Error;
-use super::options::whole_seconds;
+use super::options::{reserve_seconds, whole_seconds};
 use super::proto::{Command, Reply};
 use super::stats::JobStats;
 use crate::queue::{Backend, Exchange, JobId, Reserved, Settle, Settled, Settlement};
@@ -140,7 +140,7 @@ impl Backend for BeanstalkdBackend {
         if wait.is_zero() {
             commands.extend(std::iter::repeat_n(Command::ReserveWithTimeout(0), max));
         } else if max > 0 {
-            commands.push(Command::ReserveWithTimeout(whole_seconds(wait)));
+            commands.push(Command::ReserveWithTimeout(reserve_seconds(wait)));
         }
         let replies = self.client.pipeline(&commands)?;
         for id in settled_ids {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::conn::Conn;
 use super::error::Error;
-use super::options::{Backoff, Job, PutOptions, whole_seconds};
+use super::options::{Backoff, Job, PutOptions, reserve_seconds, whole_seconds};
 use super::proto::{Command, Reply, check_tube_name};
 use super::stats::{JobStats, ServerStats, TubeStats};
 
@@ -379,7 +379,7 @@ impl Client {
     /// up; zero polls). [`Error::TimedOut`] when none came; [`Error::DeadlineSoon`] when a job
     /// this connection holds is within a second of its TTR and no job was ready.
     pub fn reserve_with_timeout(&mut self, timeout: Duration) -> Result<Job, Error> {
-        match self.command(Command::ReserveWithTimeout(whole_seconds(timeout)))? {
+        match self.command(Command::ReserveWithTimeout(reserve_seconds(timeout)))? {
             Reply::Reserved { id, body } => Ok(Job { id, body }),
             other => Err(self.unexpected("reserve-with-timeout", &other)),
         }

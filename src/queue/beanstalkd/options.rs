@@ -14,6 +14,12 @@ pub(crate) fn whole_seconds(duration: Duration) -> u32 {
     u32::try_from(secs).unwrap_or(u32::MAX)
 }
 
+/// A reserve's timeout in whole seconds: beanstalkd 1.12 reads it into a C `int` (a larger
+/// value would wrap to "wait forever"), so it is capped at `i32::MAX` seconds.
+pub(crate) fn reserve_seconds(timeout: Duration) -> u32 {
+    whole_seconds(timeout).min(i32::MAX.unsigned_abs())
+}
+
 /// How a job is put: priority, delay and time to run.
 ///
 /// The protocol counts delay and TTR in whole seconds: durations are rounded up (a TTR of zero
@@ -132,6 +138,12 @@ mod tests {
         assert_eq!(whole_seconds(Duration::from_millis(1000)), 1);
         assert_eq!(whole_seconds(Duration::from_millis(1001)), 2);
         assert_eq!(whole_seconds(Duration::MAX), u32::MAX);
+    }
+
+    #[test]
+    fn a_reserve_timeout_stays_within_the_servers_int() {
+        assert_eq!(reserve_seconds(Duration::from_secs(5)), 5);
+        assert_eq!(reserve_seconds(Duration::MAX), i32::MAX as u32);
     }
 
     #[test]

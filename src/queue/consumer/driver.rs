@@ -246,7 +246,7 @@ impl<B: Backend> Driver<B> {
                 }
                 Err(RejectKind::Shutdown) => {
                     tracing::info!(consumer = %self.settings.name, target = %self.target.name(), "the consumer's target shut down");
-                    let deadline = Instant::now() + self.settings.grace;
+                    let deadline = super::deadline_after(self.settings.grace);
                     self.begin_stop(deadline);
                 }
                 Err(_) => return,
@@ -437,7 +437,8 @@ impl<B: Backend> Driver<B> {
                     if attempt == 1 || attempt % 10 == 0 {
                         tracing::warn!(consumer = %self.settings.name, source = %self.source, attempt, %error, "cannot reconnect to the queue");
                     }
-                    let until = Instant::now() + RECONNECT_BACKOFF.delay(attempt, &mut self.rng);
+                    let until =
+                        super::deadline_after(RECONNECT_BACKOFF.delay(attempt, &mut self.rng));
                     while Instant::now() < until {
                         self.mailbox.wait(Some(until));
                         let inbox = self.mailbox.take();

@@ -49,6 +49,16 @@ pub struct ConsumerReport {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConsumerError {
+    /// A setting no clock can honour (a duration that overflows an `Instant`).
+    #[error("consumer {name}: {setting} of {value:?} is too long")]
+    Setting {
+        /// The consumer's name.
+        name: String,
+        /// The builder method.
+        setting: &'static str,
+        /// The value given.
+        value: Duration,
+    },
     /// The operating system refused the consumer's thread.
     #[error("cannot start the thread of consumer {name}: {source}")]
     Spawn {
@@ -149,6 +159,19 @@ impl<B: Backend> ConsumerBuilder<B> {
     }
 
     fn spawn(self, target: Target) -> Result<Consumer, ConsumerError> {
+        let now = Instant::now();
+        for (setting, value) in [
+            ("grace", self.settings.grace),
+            ("reserve_wait", self.settings.reserve_wait),
+        ] {
+            if now.checked_add(value.saturating_mul(2)).is_none() {
+                return Err(ConsumerError::Setting {
+                    name: self.settings.name,
+                    setting,
+                    value,
+                });
+            }
+        }
         let mailbox = Arc::new(Mailbox::new());
         let counters = Arc::new(Counters::default());
         let name = self.settings.name.clone();
@@ -291,11 +314,32 @@ impl Consumer {
     }
 }
 
+/// `grace` from now; a grace too long for the clock is as good as forever (a year).
+pub(crate) fn deadline_after(grace: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(grace)
+        .or_else(|| now.checked_add(Duration::from_secs(365 * 86_400)))
+        .unwrap_or(now)
+}
+
 impl Drop for Consumer {
     fn drop(&mut self) {
         if self.thread.is_some() {
             self.shutdown();
             self.join();
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_grace_too_long_for_the_clock_is_a_far_deadline_not_a_panic() {
+        let now = Instant::now();
+        assert!(deadline_after(Duration::MAX) > now + Duration::from_secs(86_400));
+        let soon = deadline_after(Duration::from_secs(1));
+        assert!(soon > now && soon <= Instant::now() + Duration::from_secs(1));
     }
 }
