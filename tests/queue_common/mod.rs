@@ -9,6 +9,7 @@
 
 pub mod sink;
 
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -103,7 +104,11 @@ impl Beanstalkd {
             if std::env::var_os("UBERPOOL_REQUIRE_BEANSTALKD").is_some() {
                 panic!("UBERPOOL_REQUIRE_BEANSTALKD is set but {message}");
             }
-            eprintln!("\n!!!!!!!! SKIPPED: {message} !!!!!!!!\n");
+            // Straight to stderr: the test harness captures `eprintln!` of passing tests.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n!!!!!!!! SKIPPED: {message} !!!!!!!!\n"
+            );
             return None;
         };
         let mut server = Beanstalkd {
