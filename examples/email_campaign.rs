@@ -1,8 +1,9 @@
-//! A mail campaign over real SMTP on loopback: an embedded relay (mailin-embedded), a subscriber
-//! list on disk, and a flow that fetches batches (IO), personalizes (CPU_INTENSIVE), sends with
-//! lettre through a throttled view holding the relay's connection and rate limits (IO) and
-//! records the deliveries (CPU_LIGHT). It ends with a summary and checks that the relay received
-//! exactly one message per recipient (exit status 1 otherwise).
+//! A mail campaign over real SMTP on loopback: an embedded relay (our own small SMTP server), a
+//! subscriber list on disk, and a flow that fetches batches (IO), personalizes (CPU_INTENSIVE),
+//! sends over SMTP with a small client of our own through a throttled view holding the relay's
+//! connection and rate limits (IO) and records the deliveries (CPU_LIGHT). It ends with a summary
+//! and checks that the relay received exactly one message per recipient (exit status 1
+//! otherwise).
 //!
 //! Run: `cargo run --release --example email_campaign`, with options
 //! `-- --recipients 5000 --smtp-connections 8 --rate 500 --strategy dedicated
@@ -20,7 +21,7 @@ use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use uberpool::{PoolsConfig, Resources, SchedulerService, Strategy};
 
 use email::campaign::{CampaignConfig, SubscriberStore, run_campaign};
-use email::relay::Relay;
+use email::relay::{Relay, RelayOptions};
 
 const USAGE: &str = "usage: email_campaign [--recipients N] [--batch-size N] [--smtp-connections N]
                       [--rate PER_SECOND] [--strategy uber|dedicated] [--conf PATH]
@@ -116,8 +117,10 @@ fn run(options: Options) -> Result<bool, Box<dyn std::error::Error>> {
         .config(config)
         .build()?;
     let campaign = options.campaign;
-    let sessions = u32::try_from(campaign.smtp_connections * 2 + 4)?;
-    let relay = Relay::start(sessions, options.refuse_first_percent)?;
+    let relay = Relay::start(RelayOptions {
+        refuse_first_percent: options.refuse_first_percent,
+        capacity: None,
+    })?;
     let store = Arc::new(SubscriberStore::generate(campaign.recipients)?);
     println!(
         "{} recipients, {} strategy, relay 127.0.0.1:{} ({} connections{}, refusing {} % on first try)",
@@ -201,9 +204,10 @@ fn run(options: Options) -> Result<bool, Box<dyn std::error::Error>> {
     let log = relay.log();
     println!();
     println!(
-        "relay: {} messages accepted, {} recipients refused on first try",
+        "relay: {} messages accepted, {} recipients refused on first try, {} duplicates dropped",
         log.messages,
-        log.refused_first.len()
+        log.refused_first.len(),
+        log.duplicates
     );
     let addresses = store.addresses()?;
     match log.verify_exactly_once(addresses.iter().map(String::as_str)) {

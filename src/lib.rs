@@ -37,4 +37,5 @@ pub use throttle::ThrottleStatus;
 pub use timed::{MAX_DELAY, ScheduleError, ScheduleErrorKind, ScheduledHandle};
 
 /// The `chrono` crate uberpool uses for cron time zones ([`Scheduler::schedule_cron_in`]).
+#[cfg(feature = "cron")]
 pub use chrono;

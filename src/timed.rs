@@ -26,11 +26,13 @@
 //! and cron tasks end at any shutdown of their view or service.
 
 use std::fmt;
+#[cfg(feature = "cron")]
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "cron")]
 use chrono::{DateTime, TimeZone, Utc};
 use parking_lot::Mutex;
 
@@ -55,7 +57,14 @@ pub const MAX_DELAY: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 
 type OnceWork = Box<dyn FnOnce() + Send + 'static>;
 type PeriodicWork = Box<dyn FnMut() + Send + 'static>;
+#[cfg(feature = "cron")]
 type NextFire = Box<dyn Fn(DateTime<Utc>) -> Option<DateTime<Utc>> + Send + Sync + 'static>;
+
+/// The nominal wall-clock time of a cron tick; without the `cron` feature there is none.
+#[cfg(feature = "cron")]
+type Wall = DateTime<Utc>;
+#[cfg(not(feature = "cron"))]
+type Wall = std::convert::Infallible;
 
 /// Why a task could not be scheduled.
 ///
@@ -179,7 +188,11 @@ enum Kind {
     Once,
     FixedRate(Duration),
     FixedDelay(Duration),
-    Cron { expression: String, next: NextFire },
+    #[cfg(feature = "cron")]
+    Cron {
+        expression: String,
+        next: NextFire,
+    },
 }
 
 impl Kind {
@@ -188,6 +201,7 @@ impl Kind {
             Kind::Once => "delayed",
             Kind::FixedRate(_) => "fixed-rate",
             Kind::FixedDelay(_) => "fixed-delay",
+            #[cfg(feature = "cron")]
             Kind::Cron { .. } => "cron",
         }
     }
@@ -256,7 +270,7 @@ impl TimedTask {
 
     /// Arms the timer at `due` (`wall`: the nominal wall-clock time of a cron tick). `false` if
     /// the timer is shut down.
-    fn arm(self: &Arc<Self>, phase: &mut Phase, due: Instant, wall: Option<DateTime<Utc>>) -> bool {
+    fn arm(self: &Arc<Self>, phase: &mut Phase, due: Instant, wall: Option<Wall>) -> bool {
         let task = self.clone();
         let is_task = !self.is_periodic();
         let action = Box::new(move |fire: Fire| task.fire(fire, due, wall));
@@ -272,7 +286,7 @@ impl TimedTask {
     }
 
     /// The timer calls: the task is due, or the timer shut down first.
-    fn fire(self: &Arc<Self>, fire: Fire, due: Instant, wall: Option<DateTime<Utc>>) {
+    fn fire(self: &Arc<Self>, fire: Fire, due: Instant, wall: Option<Wall>) {
         match fire {
             Fire::Cancelled => {
                 let mut phase = self.phase.lock();
@@ -326,7 +340,9 @@ impl TimedTask {
 
     /// A periodic tick: re-arm (fixed rate, cron), then dispatch one run unless the previous
     /// one is still going or the pool refuses.
-    fn tick(self: &Arc<Self>, due: Instant, wall: Option<DateTime<Utc>>) {
+    // `wall` is read by cron ticks only.
+    #[cfg_attr(not(feature = "cron"), allow(unused_variables))]
+    fn tick(self: &Arc<Self>, due: Instant, wall: Option<Wall>) {
         let mut phase = self.phase.lock();
         if !matches!(&*phase, Phase::Armed { .. }) {
             return;
@@ -341,6 +357,7 @@ impl TimedTask {
                 self.counts.skipped.fetch_add(missed, Ordering::Relaxed);
                 self.arm(&mut phase, next, None)
             }
+            #[cfg(feature = "cron")]
             Kind::Cron { next, .. } => {
                 let after = wall.map_or_else(Utc::now, |w| w.max(Utc::now()));
                 match next(after).and_then(|at| instant_of(at).map(|due| (due, at))) {
@@ -435,6 +452,7 @@ fn next_rate_tick(due: Instant, period: Duration, now: Instant) -> (Instant, u64
 }
 
 /// The next fire time of `schedule` read in `zone`, strictly after a UTC instant.
+#[cfg(feature = "cron")]
 fn cron_next<Z>(schedule: cron::Schedule, zone: Z) -> NextFire
 where
     Z: TimeZone + Send + Sync + 'static,
@@ -449,6 +467,7 @@ where
 }
 
 /// The monotonic instant of a wall-clock time (now, if it is in the past).
+#[cfg(feature = "cron")]
 fn instant_of(at: DateTime<Utc>) -> Option<Instant> {
     let delay = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
     if delay > MAX_DELAY {
@@ -660,6 +679,7 @@ impl fmt::Debug for ScheduledHandle {
         let mut out = f.debug_struct("ScheduledHandle");
         out.field("scheduler", &self.task.view.name())
             .field("kind", &self.task.kind.label());
+        #[cfg(feature = "cron")]
         if let Kind::Cron { expression, .. } = &self.task.kind {
             out.field("expression", expression);
         }
@@ -840,7 +860,8 @@ impl Scheduler {
         self.schedule_periodic(initial, delay, f, Kind::FixedDelay(delay))
     }
 
-    /// Runs `f` at the times a cron expression names, in the local time zone.
+    /// Runs `f` at the times a cron expression names, in the local time zone (with the `cron`
+    /// feature, on by default).
     ///
     /// The expression has a seconds field: `sec min hour day-of-month month day-of-week
     /// [year]`, as the [`cron`](https://docs.rs/cron) crate reads it (`*`, lists, ranges, steps,
@@ -864,6 +885,7 @@ impl Scheduler {
     /// assert!(matches!(refused.kind(), ScheduleErrorKind::InvalidCron { .. }));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[cfg(feature = "cron")]
     pub fn schedule_cron<F>(
         &self,
         expression: &str,
@@ -891,6 +913,7 @@ impl Scheduler {
     /// local.cancel();
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[cfg(feature = "cron")]
     pub fn schedule_cron_in<Z, F>(
         &self,
         expression: &str,
@@ -957,7 +980,7 @@ impl Scheduler {
     fn start_periodic<F>(
         &self,
         due: Instant,
-        wall: Option<DateTime<Utc>>,
+        wall: Option<Wall>,
         f: F,
         kind: Kind,
     ) -> Result<ScheduledHandle, ScheduleError<F>>
@@ -1019,6 +1042,7 @@ mod tests {
         assert!(next > now);
     }
 
+    #[cfg(feature = "cron")]
     #[test]
     fn a_wall_clock_time_in_the_past_is_due_now() {
         let before = Instant::now();
@@ -1026,6 +1050,7 @@ mod tests {
         assert!(due >= before && due <= Instant::now());
     }
 
+    #[cfg(feature = "cron")]
     #[test]
     fn the_time_zone_reaches_the_cron_schedule() {
         let at = |h, m| Utc.with_ymd_and_hms(2026, 1, 1, h, m, 0).unwrap();
@@ -1039,6 +1064,7 @@ mod tests {
         assert_eq!(new_york(at(0, 0)), Some(at(7, 0)));
     }
 
+    #[cfg(feature = "cron")]
     #[test]
     fn cron_next_fire_is_strictly_after_the_given_time() {
         let schedule = cron::Schedule::from_str("0/2 * * * * ?").unwrap();

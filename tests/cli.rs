@@ -236,3 +236,101 @@ fn help_prints_the_usage_and_exits_0() {
     );
     assert!(stdout(&output).contains("uberpool check PATH"));
 }
+
+#[test]
+fn check_of_a_core_size_beyond_the_machine_exits_1_naming_file_line_and_key() {
+    let path = conf_file(
+        "huge-core",
+        &format!("{P}SchedulerPoolStrategy=UBER\n{P}uber.threadPool.coreSize=2147483647\n"),
+    );
+    let output = uberpool(&["check", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    assert!(stdout(&output).is_empty());
+    let error = stderr(&output);
+    assert!(
+        error.starts_with(&format!(
+            "error: {}:2: {P}uber.threadPool.coreSize: Value has to be at most ",
+            path.display()
+        )),
+        "{error}"
+    );
+    assert!(
+        error.contains("(the expression gives 2147483647)"),
+        "{error}"
+    );
+}
+
+#[test]
+fn check_reports_a_maximum_beyond_the_machine_as_lowered() {
+    let path = conf_file(
+        "huge-max",
+        &format!("{P}SchedulerPoolStrategy=UBER\n{P}uber.threadPool.maxSize=2147483647\n"),
+    );
+    let output = uberpool(&["check", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stdout(&output).ends_with("is valid (strategy UBER, 1 warning)\n"));
+    assert!(
+        stderr(&output).starts_with(&format!(
+            "warning: {}:2: {P}uber.threadPool.maxSize: size 2147483647 is more threads than one \
+             pool can have here; lowered to ",
+            path.display()
+        )),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// Runs `uberpool check PATH` under a 1 GiB address-space limit (so that a reader without a size
+/// cap fails instead of taking the machine's memory), killed after a generous guard.
+#[cfg(target_os = "linux")]
+fn check_limited(path: &str) -> Output {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 1048576 && exec \"$0\" check \"$1\"")
+        .arg(env!("CARGO_BIN_EXE_uberpool"))
+        .arg(path)
+        .env_remove("UBERPOOL_CONF")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = child.id();
+    let (done, finished) = mpsc::channel();
+    std::thread::spawn(move || done.send(child.wait_with_output()));
+    match finished.recv_timeout(Duration::from_secs(60)) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").arg("-9").arg(id.to_string()).status();
+            panic!("uberpool check {path} still reading after 60 s");
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn check_of_an_endless_file_fails_at_once_with_a_clear_error() {
+    let output = check_limited("/dev/zero");
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        "error: /dev/zero: larger than 1048576 bytes, the most a scheduler-pools.conf may hold; \
+         is it the right file?\n"
+    );
+}
+
+#[test]
+fn check_of_a_megabyte_of_unknown_keys_lists_a_bounded_number_of_warnings() {
+    let mut text = format!("{P}SchedulerPoolStrategy=UBER\n");
+    let mut keys = 0;
+    while text.len() < 1_000_000 {
+        text.push_str(&format!("{P}io.threadPool.unknown{keys}=1\n"));
+        keys += 1;
+    }
+    let path = conf_file("many-unknown", &text);
+    let output = uberpool(&["check", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stderr(&output).lines().count(), 33);
+    assert!(stdout(&output).ends_with("is valid (strategy UBER, 33 warnings)\n"));
+}

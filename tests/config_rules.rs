@@ -4,11 +4,15 @@
 
 use std::time::Duration;
 
-use uberpool::config::{WarningKind, keys};
+use uberpool::config::WarningKind;
 use uberpool::{ConfigError, PoolsConfig, Resources, Strategy};
 
 const RES: Resources = Resources::new(4, 1_048_576);
 const P: &str = "org.mule.runtime.scheduler.";
+/// What uberpool adds to Mule's `For input string: "..."`.
+const WHOLE_MILLIS: &str = ": expected a whole number of milliseconds from 0 to \
+                            9223372036854775807, such as 30000; decimals and expressions are not \
+                            read here";
 
 fn uber_with(key: &str, value: &str) -> Result<PoolsConfig, ConfigError> {
     PoolsConfig::parse(
@@ -123,7 +127,7 @@ fn empty_values_are_errors() {
     );
     assert_eq!(
         error_of("gracefulShutdownTimeout", ""),
-        format!("<string>:2: {P}gracefulShutdownTimeout: For input string: \"\"")
+        format!("<string>:2: {P}gracefulShutdownTimeout: For input string: \"\"{WHOLE_MILLIS}")
     );
 }
 
@@ -155,7 +159,7 @@ fn huge_literals_are_errors_not_panics() {
     assert_eq!(
         error_of("gracefulShutdownTimeout", "99999999999999999999"),
         format!(
-            "<string>:2: {P}gracefulShutdownTimeout: For input string: \"99999999999999999999\""
+            "<string>:2: {P}gracefulShutdownTimeout: For input string: \"99999999999999999999\"{WHOLE_MILLIS}"
         )
     );
 }
@@ -184,7 +188,7 @@ fn unknown_key_warns_with_the_nearest_valid_key() {
     assert_eq!(
         warning.kind(),
         &WarningKind::UnknownKey {
-            suggestion: Some(keys::UBER_MAX_SIZE.to_owned())
+            suggestion: Some(format!("{P}uber.threadPool.maxSize"))
         }
     );
     assert_eq!(
@@ -214,7 +218,7 @@ fn misdocumented_strategy_key_points_at_the_real_one() {
     assert_eq!(
         config.warnings()[0].kind(),
         &WarningKind::UnknownKey {
-            suggestion: Some(keys::STRATEGY.to_owned())
+            suggestion: Some(format!("{P}SchedulerPoolStrategy"))
         }
     );
 }
@@ -341,7 +345,7 @@ fn errors_from_a_loaded_file_name_its_path() {
             path.display()
         )
     );
-    assert_eq!(err.file(), path.display().to_string());
+    assert_eq!(err.file(), Some(path.display().to_string().as_str()));
 }
 
 #[test]
@@ -389,19 +393,6 @@ fn repository_conf_resolves_exactly_like_the_defaults() {
             .map(|w| w.kind().clone())
             .collect();
         assert_eq!(kinds, default_kinds, "{res:?}");
-    }
-}
-
-#[test]
-fn repository_conf_documents_every_key() {
-    let text = std::fs::read_to_string("scheduler-pools.conf").unwrap();
-    for (key, strategy) in keys::ALL {
-        let active = format!("\n{key}=");
-        let commented = format!("\n#{key}=");
-        match strategy {
-            Some(Strategy::Dedicated) => assert!(text.contains(&commented), "{key}"),
-            _ => assert!(text.contains(&active), "{key}"),
-        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! The email campaign of `examples/email_campaign.rs`, through the same code (the
-//! `examples/email` module), against the embedded SMTP relay: every recipient gets exactly one
+//! `examples/email` module), against the example's SMTP relay: every recipient gets exactly one
 //! message, also when the relay refuses some recipients on their first try, under both
 //! strategies.
 
@@ -13,7 +13,7 @@ use indicatif::ProgressBar;
 use uberpool::{PoolsConfig, Resources, SchedulerService, Strategy};
 
 use email::campaign::{CampaignConfig, CampaignReport, SubscriberStore, run_campaign};
-use email::relay::{Relay, RelayLog, refused_on_first_try};
+use email::relay::{Relay, RelayLog, RelayOptions, refused_on_first_try};
 
 const RECIPIENTS: usize = 200;
 
@@ -25,6 +25,14 @@ fn service(strategy: Strategy) -> SchedulerService {
         .config(config)
         .build()
         .expect("service starts")
+}
+
+fn relay(refuse_first_percent: u32) -> Relay {
+    Relay::start(RelayOptions {
+        refuse_first_percent,
+        capacity: None,
+    })
+    .expect("relay starts")
 }
 
 /// Runs a campaign to `RECIPIENTS` subscribers; returns the report, the relay's log and the
@@ -42,7 +50,7 @@ fn campaign(
         max_attempts: 5,
         first_backoff: Duration::from_millis(20),
     };
-    let relay = Relay::start(20, refuse_first_percent).expect("relay starts");
+    let relay = relay(refuse_first_percent);
     let store = Arc::new(SubscriberStore::generate(config.recipients).expect("store written"));
     let service = service(strategy);
     let report = run_campaign(
@@ -64,6 +72,8 @@ fn assert_exactly_once(report: &CampaignReport, log: &RelayLog, addresses: &[Str
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     assert_eq!(report.sent, RECIPIENTS);
     assert_eq!(log.messages, RECIPIENTS as u64);
+    // Every message carries its own idempotency key, and none was sent twice.
+    assert_eq!(log.duplicates, 0);
     // Each SMTP transaction took time on the wire, and the campaign at least one of them.
     assert!(report.mean_send > Duration::ZERO);
     assert!(report.wall >= report.mean_send);
@@ -117,7 +127,7 @@ fn a_recipient_refused_on_every_try_is_reported_as_failed() {
         max_attempts: 1,
         first_backoff: Duration::from_millis(20),
     };
-    let relay = Relay::start(20, 5).expect("relay starts");
+    let relay = relay(5);
     let store = Arc::new(SubscriberStore::generate(config.recipients).expect("store written"));
     let service = service(Strategy::Uber);
     let report = run_campaign(

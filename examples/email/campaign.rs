@@ -1,26 +1,27 @@
 //! The email campaign both `examples/email_campaign.rs` and `tests/email_pipeline.rs` run: a
 //! subscriber store on disk, a template, and a four-step flow — fetch a batch of subscribers
-//! (IO), personalize each message (CPU_INTENSIVE), send them with lettre over SMTP through a
+//! (IO), personalize each message (CPU_INTENSIVE), send them over SMTP (`client.rs`) through a
 //! throttled view that holds the relay's connection and rate limits (IO), record the deliveries
 //! (CPU_LIGHT). A recipient the relay refuses for now is retried with exponential back-off from
 //! the service's timer; one that still fails is reported, never dropped. What lives elsewhere: the
-//! relay (`relay.rs`), argument parsing and the summary table (the example).
+//! SMTP client (`client.rs`), the relay (`relay/`), argument parsing and the summary table (the
+//! example).
 
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, BufWriter, Write as _};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use indicatif::ProgressBar;
-use lettre::message::Mailbox;
-use lettre::message::header::ContentType;
-use lettre::transport::smtp::PoolConfig;
-use lettre::{Message, SmtpTransport, Transport};
 use parking_lot::Mutex;
 use uberpool::{Flow, Scheduler, SchedulerConfig, SchedulerService, TaskClass};
+
+use super::client::Mailer;
+use super::relay::{IDEMPOTENCY_HEADER, fnv1a};
 
 /// The campaign's limits and sizes.
 #[derive(Clone, Debug)]
@@ -32,7 +33,7 @@ pub struct CampaignConfig {
     /// Batches in the flow at once (the flow's `max_concurrency`).
     pub batches_in_flight: usize,
     /// SMTP connections the relay allows: the throttled view's `max_concurrent_tasks` and
-    /// lettre's pool size.
+    /// the mailer's pool size.
     pub smtp_connections: usize,
     /// Messages per second the relay allows, if it has a rate limit.
     pub rate_per_second: Option<u32>,
@@ -182,14 +183,9 @@ You receive this letter at {{email}} as subscriber #{{id}}.
 Unsubscribe: https://example.com/unsubscribe/{{id}}/{{token}}
 ";
 
-/// FNV-1a, 64 bits: the content digest of a rendered message (and the unsubscribe token).
+/// The content digest of a rendered message (and the unsubscribe token): FNV-1a, 64 bits.
 pub fn content_digest(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &byte in bytes {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
+    fnv1a(bytes)
 }
 
 /// Fills every `{{field}}` of `template` from `subscriber`; an unknown field is an error.
@@ -221,45 +217,58 @@ pub fn personalize(template: &str, subscriber: &Subscriber) -> Result<String, St
     Ok(out)
 }
 
+/// The sender of every message.
+const FROM_ADDRESS: &str = "news@example.com";
+
 /// A personalized message, ready to send.
 pub struct Rendered {
     id: usize,
     email: String,
-    message: Message,
+    /// Headers, a blank line and the body.
+    text: String,
 }
 
-/// Builds subscriber's message: merge fields, then the body's digest as the Message-ID.
+/// Builds a subscriber's message: merge fields, then the body's digest as the Message-ID and in
+/// the `X-Idempotency-Key` header, so every try of this message carries the same key and the
+/// relay drops a try it has already accepted.
 fn render(subscriber: &Subscriber) -> Result<Rendered, String> {
+    let plain = |text: &str| !text.is_empty() && text.chars().all(|c| c.is_ascii_graphic());
+    let valid_address = plain(&subscriber.email)
+        && !subscriber.email.contains(['<', '>', '"'])
+        && subscriber
+            .email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
+    if !valid_address {
+        return Err(format!("{:?}: not an address", subscriber.email));
+    }
+    let name = format!("{} {}", subscriber.first_name, subscriber.last_name);
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-')
+    {
+        return Err(format!("{name:?}: a name needs quoting"));
+    }
     let body = personalize(TEMPLATE, subscriber)?;
     let digest = content_digest(body.as_bytes());
-    let from: Mailbox = "uberpool news <news@example.com>"
-        .parse()
-        .map_err(|e| format!("sender: {e}"))?;
-    let to = Mailbox::new(
-        Some(format!(
-            "{} {}",
-            subscriber.first_name, subscriber.last_name
-        )),
-        subscriber
-            .email
-            .parse()
-            .map_err(|e| format!("{}: {e}", subscriber.email))?,
+    let id = subscriber.id;
+    let text = format!(
+        "From: uberpool news <{FROM_ADDRESS}>\r\n\
+         To: {name} <{email}>\r\n\
+         Subject: News for {city}\r\n\
+         Message-ID: <{digest:016x}.{id}@example.com>\r\n\
+         {IDEMPOTENCY_HEADER}: campaign-{digest:016x}-{id}\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\
+         \r\n\
+         {body}",
+        email = subscriber.email,
+        city = subscriber.city,
     );
-    let message = Message::builder()
-        .from(from)
-        .to(to)
-        .subject(format!("News for {}", subscriber.city))
-        .message_id(Some(format!(
-            "<{digest:016x}.{}@example.com>",
-            subscriber.id
-        )))
-        .header(ContentType::TEXT_PLAIN)
-        .body(body)
-        .map_err(|e| format!("{}: {e}", subscriber.email))?;
     Ok(Rendered {
-        id: subscriber.id,
+        id,
         email: subscriber.email.clone(),
-        message,
+        text,
     })
 }
 
@@ -293,14 +302,14 @@ pub struct CampaignReport {
     pub batch_errors: Vec<String>,
 }
 
-/// The sending side: lettre's transport, the throttled view and the retry policy.
+/// The sending side: the SMTP client, the throttled view and the retry policy.
 struct Sender {
     smtp: Scheduler,
-    transport: SmtpTransport,
+    mailer: Mailer,
     max_attempts: u32,
     first_backoff: Duration,
     progress: ProgressBar,
-    /// Nanoseconds spent in `transport.send`, over all tries.
+    /// Nanoseconds spent in `mailer.send`, over all tries.
     send_nanos: AtomicU64,
     /// Tries made, over all recipients.
     tries: AtomicU64,
@@ -318,7 +327,9 @@ fn send_task(
 ) -> SendTask {
     Box::new(move || {
         let started = Instant::now();
-        let outcome = sender.transport.send(&message.message);
+        let outcome = sender
+            .mailer
+            .send(FROM_ADDRESS, &message.email, &message.text);
         let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         sender.send_nanos.fetch_add(nanos, Ordering::Relaxed);
         sender.tries.fetch_add(1, Ordering::Relaxed);
@@ -432,14 +443,14 @@ pub fn run_campaign(
         throttle = throttle.rate_limit(rate, Duration::from_secs(1));
     }
     let smtp = service.scheduler_with(TaskClass::Io, throttle)?;
-    let transport = SmtpTransport::builder_dangerous("127.0.0.1")
-        .port(port)
-        .timeout(Some(Duration::from_secs(30)))
-        .pool_config(PoolConfig::new().max_size(config.smtp_connections as u32))
-        .build();
+    let mailer = Mailer::new(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        config.smtp_connections,
+        Duration::from_secs(30),
+    );
     let sender = Arc::new(Sender {
         smtp: smtp.clone(),
-        transport,
+        mailer,
         max_attempts: config.max_attempts.max(1),
         first_backoff: config.first_backoff,
         progress: progress.clone(),

@@ -27,6 +27,7 @@ Commands:
             JSON object with --json). Without --conf the file named by $UBERPOOL_CONF is used,
             else the built-in defaults.
   check     Validate PATH: print OK and any warnings, exit 1 with the error if it is invalid.
+            Thread counts are checked against what this machine lets one pool start.
 
 Options:
   --conf PATH     the scheduler-pools.conf file to read
@@ -125,18 +126,15 @@ fn run(command: Command) -> ExitCode {
     }
 }
 
-/// The resources given on the command line, detected where not given.
+/// The resources given on the command line, detected where not given. The thread limit per pool
+/// is always this machine's, so that `check` refuses what this machine could not start.
 fn resources(cores: Option<usize>, mem_kib: Option<u64>) -> Resources {
-    match (cores, mem_kib) {
-        (Some(cores), Some(mem_kib)) => Resources::new(cores, mem_kib),
-        _ => {
-            let detected = Resources::detect();
-            Resources::new(
-                cores.unwrap_or(detected.cores),
-                mem_kib.unwrap_or(detected.mem_kib),
-            )
-        }
-    }
+    let detected = Resources::detect();
+    Resources::new(
+        cores.unwrap_or(detected.cores),
+        mem_kib.unwrap_or(detected.mem_kib),
+    )
+    .with_max_threads(detected.max_threads)
 }
 
 fn print_warnings(config: &PoolsConfig) {

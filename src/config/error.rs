@@ -4,6 +4,10 @@
 //! Messages follow Mule's wording, prefixed with `file:line:` and the full key, so that
 //! `scheduler-pools.conf:7: org.mule.runtime.scheduler.uber.threadPool.coreSize: Value has to be
 //! greater than 0` tells the user exactly what to fix.
+//!
+//! [`ConfigError::file`] and [`ConfigWarning::file`] both give `Option<&str>`: the file (or the
+//! name given to parsed text) as messages write it, `None` where there is none — a warning about
+//! the built-in defaults, or an unreadable path that is not valid Unicode.
 
 use std::fmt;
 use std::io;
@@ -11,21 +15,36 @@ use std::path::PathBuf;
 
 use super::Strategy;
 use super::expr::ExprError;
+use super::keys;
 
 /// A configuration that cannot be used. Nothing is resolved when one is returned.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// The file could not be read (missing, unreadable, not UTF-8).
+    /// The file could not be read (missing, unreadable, a directory).
     #[error("cannot read '{}': {source}", path.display())]
+    #[non_exhaustive]
     Io {
         /// The path as given.
         path: PathBuf,
         /// The underlying error.
         source: io::Error,
     },
+    /// The file (or text) is larger than [`MAX_CONF_BYTES`](super::MAX_CONF_BYTES): probably not a configuration file
+    /// (`/dev/zero`, a log). Nothing beyond the limit is read.
+    #[error(
+        "{file}: larger than {limit} bytes, the most a scheduler-pools.conf may hold; is it the right file?"
+    )]
+    #[non_exhaustive]
+    FileTooLarge {
+        /// The file as named in messages (or `<string>` for parsed text).
+        file: String,
+        /// The limit, [`MAX_CONF_BYTES`](super::MAX_CONF_BYTES).
+        limit: usize,
+    },
     /// A `\u` escape without four hexadecimal digits.
     #[error("{file}:{line}: Malformed \\uxxxx encoding ('\\u{found}')")]
+    #[non_exhaustive]
     Syntax {
         /// The file (or `<string>` for parsed text).
         file: String,
@@ -39,12 +58,14 @@ pub enum ConfigError {
     #[error(
         "Property 'org.mule.runtime.scheduler.SchedulerPoolStrategy' was not specified in file '{file}'"
     )]
+    #[non_exhaustive]
     MissingStrategy {
         /// The file.
         file: String,
     },
     /// The strategy is neither `UBER` nor `DEDICATED`.
     #[error("{file}:{line}: {key}: There's no SchedulerPoolStrategy named '{value}'")]
+    #[non_exhaustive]
     UnknownStrategy {
         /// The file.
         file: String,
@@ -57,6 +78,7 @@ pub enum ConfigError {
     },
     /// A value that is refused.
     #[error("{file}:{line}: {key}: {reason}")]
+    #[non_exhaustive]
     InvalidValue {
         /// The file.
         file: String,
@@ -78,8 +100,10 @@ impl ConfigError {
             ConfigError::UnknownStrategy { key, .. } | ConfigError::InvalidValue { key, .. } => {
                 Some(key)
             }
-            ConfigError::MissingStrategy { .. } => Some(super::keys::STRATEGY),
-            ConfigError::Io { .. } | ConfigError::Syntax { .. } => None,
+            ConfigError::MissingStrategy { .. } => Some(keys::STRATEGY),
+            ConfigError::Io { .. }
+            | ConfigError::FileTooLarge { .. }
+            | ConfigError::Syntax { .. } => None,
         }
     }
 
@@ -89,18 +113,25 @@ impl ConfigError {
             ConfigError::Syntax { line, .. }
             | ConfigError::UnknownStrategy { line, .. }
             | ConfigError::InvalidValue { line, .. } => Some(*line),
-            ConfigError::Io { .. } | ConfigError::MissingStrategy { .. } => None,
+            ConfigError::Io { .. }
+            | ConfigError::FileTooLarge { .. }
+            | ConfigError::MissingStrategy { .. } => None,
         }
     }
 
-    /// The file at fault (`<string>` for text given to [`PoolsConfig::parse`](super::PoolsConfig::parse)).
-    pub fn file(&self) -> String {
+    /// The file at fault as messages name it: the path as given, or `<string>` (or the name
+    /// given to [`PoolsConfig::parse_named`](super::PoolsConfig::parse_named)) for parsed text.
+    ///
+    /// Always `Some`, except for an [`Io`](ConfigError::Io) error on a path that is not valid
+    /// Unicode (its message shows it lossily). The type matches [`ConfigWarning::file`].
+    pub fn file(&self) -> Option<&str> {
         match self {
-            ConfigError::Io { path, .. } => path.display().to_string(),
-            ConfigError::Syntax { file, .. }
+            ConfigError::Io { path, .. } => path.to_str(),
+            ConfigError::FileTooLarge { file, .. }
+            | ConfigError::Syntax { file, .. }
             | ConfigError::MissingStrategy { file }
             | ConfigError::UnknownStrategy { file, .. }
-            | ConfigError::InvalidValue { file, .. } => file.clone(),
+            | ConfigError::InvalidValue { file, .. } => Some(file),
         }
     }
 
@@ -114,7 +145,8 @@ impl ConfigError {
     }
 }
 
-/// Why a value is refused. The first four wordings are Mule's.
+/// Why a value is refused. The first three wordings are Mule's (the third with an explanation
+/// added).
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum InvalidReason {
@@ -124,8 +156,11 @@ pub enum InvalidReason {
     /// A queue size, timeout or keep-alive below zero.
     #[error("Value has to be greater than or equal to 0")]
     Negative,
-    /// A millisecond key that is not an integer.
-    #[error("For input string: \"{input}\"")]
+    /// A millisecond key that is not a whole number (Java's `Long.parseLong` refuses it too).
+    #[error(
+        "For input string: \"{input}\": expected a whole number of milliseconds from 0 to \
+         9223372036854775807, such as 30000; decimals and expressions are not read here"
+    )]
     NotAnInteger {
         /// The text that failed to parse.
         input: String,
@@ -133,6 +168,20 @@ pub enum InvalidReason {
     /// An expression outside the grammar, or with a NaN or infinite result.
     #[error("Expression not valid: {0}")]
     Expression(Box<ExprError>),
+    /// A pool size that starts more threads at build time (a core size, or the fixed size of
+    /// the CPU_LIGHT and CPU_INTENSIVE pools) than one pool can have on this machine
+    /// ([`Resources::max_threads`](super::Resources::max_threads)). A maximum size above it is
+    /// capped with a [`WarningKind::SizeCapped`] warning instead.
+    #[error(
+        "Value has to be at most {limit}, the most threads one pool can start here \
+         (the expression gives {requested})"
+    )]
+    TooManyThreads {
+        /// The size asked for, truncated.
+        requested: u64,
+        /// The most threads one pool may have.
+        limit: usize,
+    },
     /// A result above the largest size uberpool accepts (`i32::MAX`, Mule's limit).
     #[error("Value does not fit: {} is above the largest allowed size, {limit}", show_number(*result))]
     TooLarge {
@@ -207,10 +256,26 @@ pub enum WarningKind {
         /// The core size it was raised to.
         core: usize,
     },
+    /// A maximum pool size above the threads one pool can have on this machine
+    /// ([`Resources::max_threads`](super::Resources::max_threads)), lowered to that limit. Mule's
+    /// default maximum reaches it on machines with more than about 160 GiB of memory.
+    SizeCapped {
+        /// The size as resolved.
+        requested: usize,
+        /// The limit it was lowered to.
+        limit: usize,
+    },
+    /// More keys were ignored (unknown, of the other strategy, or given again) than are listed
+    /// one by one; this warning, on the first key left out, counts those left out.
+    MoreIgnoredKeys {
+        /// Ignored keys not listed, the one this warning names included.
+        count: usize,
+    },
 }
 
 impl ConfigWarning {
-    /// The file the warning is about, if it comes from one.
+    /// The file the warning is about as messages name it, if it comes from one (`None` for a
+    /// warning about the built-in defaults). The type matches [`ConfigError::file`].
     pub fn file(&self) -> Option<&str> {
         self.file.as_deref()
     }
@@ -264,6 +329,16 @@ impl fmt::Display for ConfigWarning {
                     "maximum size {max} is below the core size {core}; raised to {core}"
                 )
             }
+            WarningKind::SizeCapped { requested, limit } => write!(
+                f,
+                "size {requested} is more threads than one pool can have here; \
+                 lowered to {limit}"
+            ),
+            WarningKind::MoreIgnoredKeys { count } => write!(
+                f,
+                "{count} ignored keys from here on (unknown, of the other strategy, or given \
+                 again) are not listed one by one"
+            ),
         }
     }
 }

@@ -63,62 +63,113 @@ pub const ALL: [(&str, Option<Strategy>); 14] = [
 
 /// How a key is known: `None` if it is not a valid key, else the strategy that reads it.
 pub(crate) fn lookup(key: &str) -> Option<Option<Strategy>> {
-    ALL.iter()
-        .find(|(name, _)| *name == key)
-        .map(|(_, strategy)| *strategy)
+    known(key).map(|(_, strategy)| strategy)
 }
+
+/// The valid key equal to `key`, with the strategy that reads it (`None`: both).
+pub(crate) fn known(key: &str) -> Option<(&'static str, Option<Strategy>)> {
+    ALL.iter().find(|(name, _)| *name == key).copied()
+}
+
+/// Keys longer than this (in characters) are never near a valid key and get no suggestion.
+const MAX_SUGGESTED_KEY: usize = 200;
 
 /// The valid key nearest to an unknown one, if one is near enough to be a likely typo.
 ///
 /// Distances are case-insensitive edit distances, also tried with [`PREFIX`] added when the key
-/// lacks it. The misdocumented `...threadPool.strategy` always points at [`STRATEGY`].
+/// lacks it; a key is near a valid one when at most a third of the valid key's characters after
+/// the prefix differ. The misdocumented `...threadPool.strategy` always points at [`STRATEGY`].
+/// The work is bounded: no key longer than 200 characters is compared, and each comparison stops
+/// as soon as the distance exceeds what could still count as near.
 pub(crate) fn suggest(key: &str) -> Option<&'static str> {
     if key.eq_ignore_ascii_case(MISDOCUMENTED_STRATEGY) {
         return Some(STRATEGY);
     }
-    let lowered = key.to_ascii_lowercase();
-    let prefixed = format!("{PREFIX}{lowered}");
+    if key.chars().count() > MAX_SUGGESTED_KEY {
+        return None;
+    }
+    let lowered: Vec<char> = key.chars().map(|c| c.to_ascii_lowercase()).collect();
+    let prefixed: Vec<char> = PREFIX.chars().chain(lowered.iter().copied()).collect();
+    let mut rows = Rows::default();
+    let mut name_lowered = Vec::new();
     ALL.iter()
-        .map(|(name, _)| {
-            let name_lowered = name.to_ascii_lowercase();
-            let distance =
-                edit_distance(&lowered, &name_lowered).min(edit_distance(&prefixed, &name_lowered));
-            (distance, *name)
+        .filter_map(|(name, _)| {
+            name_lowered.clear();
+            name_lowered.extend(name.chars().map(|c| c.to_ascii_lowercase()));
+            let near = (name.len() - PREFIX.len()) / 3;
+            let distance = [&lowered, &prefixed]
+                .into_iter()
+                .filter_map(|candidate| rows.distance_within(candidate, &name_lowered, near))
+                .min()?;
+            Some((distance, *name))
         })
-        .filter(|(distance, name)| *distance <= (name.len() - PREFIX.len()) / 3)
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, name)| name)
 }
 
-/// Levenshtein distance over characters. Keys longer than 200 characters are never near.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    if a.len() > 200 || b.len() > 200 {
-        return usize::MAX;
-    }
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    let mut current = vec![0; b.len() + 1];
-    for (i, ca) in a.iter().enumerate() {
-        current[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != cb);
-            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+/// The two rows of the edit-distance table, reused from one comparison to the next.
+#[derive(Default)]
+struct Rows {
+    previous: Vec<usize>,
+    current: Vec<usize>,
+}
+
+impl Rows {
+    /// The Levenshtein distance between `a` and `b` if it is at most `bound`, else `None`.
+    /// Stops as soon as a whole row of the table exceeds `bound`.
+    fn distance_within(&mut self, a: &[char], b: &[char], bound: usize) -> Option<usize> {
+        if a.len().abs_diff(b.len()) > bound {
+            return None;
         }
-        std::mem::swap(&mut previous, &mut current);
+        let (previous, current) = (&mut self.previous, &mut self.current);
+        previous.clear();
+        previous.extend(0..=b.len());
+        current.clear();
+        current.resize(b.len() + 1, 0);
+        for (i, ca) in a.iter().enumerate() {
+            current[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let substitution = previous[j] + usize::from(ca != cb);
+                current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+            }
+            if current.iter().all(|&d| d > bound) {
+                return None;
+            }
+            std::mem::swap(previous, current);
+        }
+        Some(previous[b.len()]).filter(|&d| d <= bound)
     }
-    previous[b.len()]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn chars(text: &str) -> Vec<char> {
+        text.chars().collect()
+    }
+
     #[test]
     fn edit_distance_counts_insertions_deletions_and_substitutions() {
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("same", "same"), 0);
+        let mut rows = Rows::default();
+        let mut within =
+            |a: &str, b: &str, bound| rows.distance_within(&chars(a), &chars(b), bound);
+        assert_eq!(within("kitten", "sitting", 10), Some(3));
+        assert_eq!(within("", "abc", 10), Some(3));
+        assert_eq!(within("same", "same", 0), Some(0));
+    }
+
+    #[test]
+    fn edit_distance_beyond_the_bound_is_none() {
+        let mut rows = Rows::default();
+        let mut within =
+            |a: &str, b: &str, bound| rows.distance_within(&chars(a), &chars(b), bound);
+        assert_eq!(within("kitten", "sitting", 2), None);
+        assert_eq!(within("kitten", "sitting", 3), Some(3));
+        // Lengths alone rule it out.
+        assert_eq!(within("a", "abcdef", 4), None);
+        // Every row beyond the bound: stops on the first row.
+        assert_eq!(within("zzzzzz", "aaaaaa", 0), None);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! [`PoolsConfig`] is the resolved configuration; [`Resources`] holds the `cores` and `mem` that
 //! sizing expressions see. The pieces live beside this file: `properties.rs` reads the file with
-//! line numbers, `expr/` checks and evaluates expressions, `keys.rs` names the keys,
+//! line numbers, `expr/` parses (once) and evaluates expressions, `keys.rs` names the keys,
 //! `resolve.rs` turns entries into values, `error.rs` holds [`ConfigError`] and
 //! [`ConfigWarning`], `render.rs` prints the resolved values and `resources.rs` detects the
 //! machine. Building pools from a [`PoolsConfig`] is the service's
@@ -19,8 +19,18 @@
 //!   nearest valid key), not silence;
 //! - `max(a, b)` and `min(a, b)` may nest anywhere; NaN, infinite and empty values, and sizes
 //!   above `i32::MAX`, are errors;
+//! - sizes beyond what the machine can give ([`Resources::max_threads`], at most 32,767 threads
+//!   per pool): a core size (or the fixed size of the CPU_LIGHT and CPU_INTENSIVE pools), whose
+//!   threads all start when the pool is built, is refused with an error naming file, line and key;
+//!   a maximum size, reached only under load, is lowered to the limit with a
+//!   [`WarningKind::SizeCapped`] warning, because Mule's own default maximum exceeds the limit
+//!   on machines with more than about 160 GiB of memory;
 //! - millisecond values may carry surrounding whitespace;
-//! - the file is UTF-8 (a byte-order mark is skipped).
+//! - a file that is not valid UTF-8 is read as ISO-8859-1, as Java reads `.properties` files, so
+//!   a Latin-1 comment does no harm (a UTF-8 byte-order mark is skipped);
+//! - a file larger than [`MAX_CONF_BYTES`] (1 MiB) is refused without reading further;
+//! - at most 32 ignored keys (unknown, of the other strategy, given twice) are listed one by one,
+//!   with a suggestion for each unknown one; one more warning counts the rest.
 //!
 //! See the repository's `scheduler-pools.conf` for every key with its unit, default and meaning.
 //!
@@ -37,14 +47,15 @@ use std::str::FromStr;
 use std::time::Duration;
 
 mod error;
-pub mod expr;
-pub mod keys;
-pub mod properties;
+mod expr;
+mod keys;
+mod properties;
 mod render;
 mod resolve;
 mod resources;
 
 pub use error::{ConfigError, ConfigWarning, InvalidReason, WarningKind};
+pub use expr::{ExprError, MAX_DEPTH, MAX_TOKENS};
 pub use resources::Resources;
 
 use resolve::Resolver;
@@ -52,8 +63,14 @@ use resolve::Resolver;
 /// The environment variable naming the configuration file when no explicit path is given.
 pub const CONF_ENV: &str = "UBERPOOL_CONF";
 
-/// The largest pool or queue size accepted: `i32::MAX`, the largest value Mule can hold.
+/// The largest size an expression may give: `i32::MAX`, the largest value Mule can hold. Queue
+/// sizes may reach it; thread counts are limited further by [`Resources::max_threads`].
 pub const MAX_SIZE_LIMIT: usize = i32::MAX as usize;
+
+/// The largest configuration file (or text) read: 1 MiB. A `scheduler-pools.conf` holds a few
+/// kilobytes; anything larger is refused with [`ConfigError::FileTooLarge`] before it is parsed,
+/// and [`PoolsConfig::load`] reads no further than this.
+pub const MAX_CONF_BYTES: usize = 1 << 20;
 
 /// The name used in messages for text given to [`PoolsConfig::parse`].
 const TEXT_NAME: &str = "<string>";
@@ -182,6 +199,7 @@ pub enum ConfigSource {
 /// # Ok::<(), uberpool::ConfigError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
 pub struct PoolsConfig {
     /// The active strategy.
     pub strategy: Strategy,
@@ -212,9 +230,11 @@ impl PoolsConfig {
     /// The graceful shutdown timeout is 15 s. The defaults are evaluated by the same
     /// floating-point rules as file expressions, so a file spelling them out resolves to exactly
     /// these values. `cores == 0` is treated as 1 here so that the defaults always describe
-    /// usable pools, and a size above [`MAX_SIZE_LIMIT`] (absurd memory sizes) is capped. When
-    /// the memory is small enough that the default maximum falls below the core size, the
-    /// maximum is raised to the core size and a warning is recorded.
+    /// usable pools. A thread count above [`Resources::max_threads`] (a maximum on a machine with
+    /// a lot of memory) is lowered to it, with a [`WarningKind::SizeCapped`] warning for the
+    /// UBER pool; queue sizes are capped at [`MAX_SIZE_LIMIT`]. When the memory is small enough
+    /// that the default maximum falls below the core size, the maximum is raised to the core
+    /// size and a warning is recorded.
     ///
     /// ```
     /// use std::time::Duration;
@@ -229,6 +249,7 @@ impl PoolsConfig {
     /// ```
     pub fn defaults(resources: &Resources) -> Self {
         let mut config = Self::unchecked_defaults(resources);
+        config.cap_threads(resources.max_threads, None, &|_| None);
         config.raise_max_to_core(Strategy::Uber, None, None);
         // DEDICATED is inactive: its IO maximum is adjusted without a warning.
         config.io.max_size = config.io.max_size.max(config.io.core_size);
@@ -269,7 +290,7 @@ impl PoolsConfig {
     /// # Errors
     ///
     /// A [`ConfigError`] naming the line and key of the first value refused, or the missing
-    /// strategy key.
+    /// strategy key; [`ConfigError::FileTooLarge`] for a text longer than [`MAX_CONF_BYTES`].
     pub fn parse(text: &str, resources: &Resources) -> Result<Self, ConfigError> {
         Self::parse_named(text, TEXT_NAME, resources)
     }
@@ -284,6 +305,12 @@ impl PoolsConfig {
         file_name: &str,
         resources: &Resources,
     ) -> Result<Self, ConfigError> {
+        if text.len() > MAX_CONF_BYTES {
+            return Err(ConfigError::FileTooLarge {
+                file: file_name.to_owned(),
+                limit: MAX_CONF_BYTES,
+            });
+        }
         let mut config = Resolver::new(text, file_name, resources)?.resolve()?;
         config.source = ConfigSource::Text(file_name.to_owned());
         Ok(config)
@@ -291,17 +318,19 @@ impl PoolsConfig {
 
     /// Reads and resolves the file at `path`; messages name the path as given.
     ///
+    /// The file is read as UTF-8 when it is valid UTF-8, else as ISO-8859-1 (Java's encoding
+    /// for `.properties` files), so every byte sequence reads. At most [`MAX_CONF_BYTES`] + 1
+    /// bytes are read, so `/dev/zero` or a huge file fails at once.
+    ///
     /// # Errors
     ///
-    /// [`ConfigError::Io`] when the file cannot be read (including when it does not exist), else
-    /// as [`parse`](PoolsConfig::parse).
+    /// [`ConfigError::Io`] when the file cannot be read (including when it does not exist),
+    /// [`ConfigError::FileTooLarge`] when it holds more than [`MAX_CONF_BYTES`], else as
+    /// [`parse`](PoolsConfig::parse).
     pub fn load(path: impl AsRef<Path>, resources: &Resources) -> Result<Self, ConfigError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
         let name = path.display().to_string();
+        let text = read_conf(path, &name)?;
         let mut config = Resolver::new(&text, &name, resources)?.resolve()?;
         config.source = ConfigSource::File(path.to_owned());
         Ok(config)
@@ -320,7 +349,8 @@ impl PoolsConfig {
     }
 
     /// What the user should look at: unknown keys (with the nearest valid key), keys of the
-    /// inactive strategy, duplicated keys, maxima raised to the core size.
+    /// inactive strategy, duplicated keys (at most 32 of these listed, then one warning counting
+    /// the rest), maxima raised to the core size, thread counts lowered to the machine's limit.
     pub fn warnings(&self) -> &[ConfigWarning] {
         &self.warnings
     }
@@ -368,6 +398,57 @@ impl PoolsConfig {
         }
     }
 
+    /// Lowers every thread count above `limit` to it: with a [`WarningKind::SizeCapped`] warning
+    /// (naming `file` and the key's line from `line_of`) for the active strategy's pools,
+    /// silently for the others. A core size from a file never gets here: the resolver refuses it.
+    fn cap_threads(
+        &mut self,
+        limit: usize,
+        file: Option<&str>,
+        line_of: &dyn Fn(&str) -> Option<usize>,
+    ) {
+        let active: [(&mut PoolSpec, &str, &str); 4] = [
+            (&mut self.uber, keys::UBER_CORE_SIZE, keys::UBER_MAX_SIZE),
+            (
+                &mut self.cpu_light,
+                keys::CPU_LIGHT_SIZE,
+                keys::CPU_LIGHT_SIZE,
+            ),
+            (&mut self.io, keys::IO_CORE_SIZE, keys::IO_MAX_SIZE),
+            (
+                &mut self.cpu_intensive,
+                keys::CPU_INTENSIVE_SIZE,
+                keys::CPU_INTENSIVE_SIZE,
+            ),
+        ];
+        for (spec, core_key, max_key) in active {
+            let read = keys::lookup(max_key).flatten() == Some(self.strategy);
+            for (size, key) in [
+                (&mut spec.core_size, core_key),
+                (&mut spec.max_size, max_key),
+            ] {
+                if *size <= limit {
+                    continue;
+                }
+                let requested = std::mem::replace(size, limit);
+                let repeated = self
+                    .warnings
+                    .iter()
+                    .any(|w| w.key == key && matches!(w.kind, WarningKind::SizeCapped { .. }));
+                if read && !repeated {
+                    let warning = ConfigWarning {
+                        file: file.map(str::to_owned),
+                        line: line_of(key),
+                        key: key.to_owned(),
+                        kind: WarningKind::SizeCapped { requested, limit },
+                    };
+                    tracing::warn!("{warning}");
+                    self.warnings.push(warning);
+                }
+            }
+        }
+    }
+
     /// Raises the elastic pool's maximum of `strategy` to its core size, with a warning.
     fn raise_max_to_core(&mut self, strategy: Strategy, file: Option<&str>, line: Option<usize>) {
         let (spec, key) = match strategy {
@@ -407,6 +488,31 @@ fn discover_from(
     }
 }
 
+/// Reads at most [`MAX_CONF_BYTES`] + 1 bytes of `path`: UTF-8 if valid, else ISO-8859-1.
+fn read_conf(path: &Path, name: &str) -> Result<String, ConfigError> {
+    use std::io::Read as _;
+    let io_error = |source| ConfigError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io_error)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONF_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_error)?;
+    if bytes.len() > MAX_CONF_BYTES {
+        return Err(ConfigError::FileTooLarge {
+            file: name.to_owned(),
+            limit: MAX_CONF_BYTES,
+        });
+    }
+    Ok(match String::from_utf8(bytes) {
+        Ok(text) => text,
+        // ISO-8859-1: every byte is the code point of the same value.
+        Err(not_utf8) => not_utf8.into_bytes().into_iter().map(char::from).collect(),
+    })
+}
+
 /// Evaluates a built-in default: truncated, at least 0, at most [`MAX_SIZE_LIMIT`].
 fn default_size(expression: &str, resources: &Resources) -> usize {
     match expr::evaluate(expression, resources) {
@@ -417,5 +523,7 @@ fn default_size(expression: &str, resources: &Resources) -> usize {
     }
 }
 
+#[cfg(all(test, not(loom)))]
+mod proptests;
 #[cfg(test)]
 mod tests;

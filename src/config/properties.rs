@@ -1,9 +1,10 @@
 //! A reader for `.properties` text that remembers the line each entry came from.
 //!
 //! It follows the `java.util.Properties` format, so existing Mule `scheduler-pools.conf` files
-//! read the same way, with two differences: the text is UTF-8 (an optional byte-order mark is
-//! skipped) instead of ISO-8859-1, and every entry keeps its line number so that errors can
-//! point at it. The rules:
+//! read the same way, and every entry keeps its line number so that errors can point at it. The
+//! text arrives decoded: [`PoolsConfig::load`](super::PoolsConfig::load) reads a file as UTF-8
+//! when it is valid UTF-8 and as ISO-8859-1 (Java's encoding for properties files) otherwise; an
+//! optional byte-order mark is skipped here. The rules:
 //!
 //! - Lines end with `\n`, `\r\n` or `\r`.
 //! - Leading whitespace (space, tab, form feed) of every line is skipped.
@@ -39,25 +40,24 @@ pub struct PropertiesError {
     pub found: String,
 }
 
-/// Reads every entry of `text`, in order (a key given twice appears twice; the caller decides).
-///
-/// ```
-/// use uberpool::config::properties::parse;
-///
-/// let text = "# comment\r\nname = a\\\n    b\n! another comment\nother:1\n";
-/// let entries = parse(text)?;
-/// assert_eq!(entries.len(), 2);
-/// assert_eq!((entries[0].key.as_str(), entries[0].value.as_str(), entries[0].line), ("name", "ab", 2));
-/// assert_eq!((entries[1].key.as_str(), entries[1].value.as_str(), entries[1].line), ("other", "1", 5));
-/// # Ok::<(), uberpool::config::properties::PropertiesError>(())
-/// ```
+/// Every entry of `text`, in order, in a vector (a key given twice appears twice).
+#[cfg(test)]
+pub fn parse(text: &str) -> Result<Vec<Property>, PropertiesError> {
+    let mut entries = Vec::new();
+    for_each_entry(text, |entry| entries.push(entry))?;
+    Ok(entries)
+}
+
+/// Hands every entry of `text` to `entry`, in order (a key given twice comes twice; the caller
+/// decides). The work is linear in the length of `text`, and nothing is kept here beyond the
+/// logical line being read, so the caller decides what memory the entries take.
 ///
 /// # Errors
 ///
-/// [`PropertiesError`] when a `\u` escape is malformed.
-pub fn parse(text: &str) -> Result<Vec<Property>, PropertiesError> {
+/// [`PropertiesError`] when a `\u` escape is malformed; the entries before it were handed over.
+pub fn for_each_entry(text: &str, mut entry: impl FnMut(Property)) -> Result<(), PropertiesError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut entries = Vec::new();
+    let entries = &mut entry;
     let mut logical: Option<(usize, String)> = None;
     for (index, raw) in natural_lines(text).enumerate() {
         let number = index + 1;
@@ -65,7 +65,7 @@ pub fn parse(text: &str) -> Result<Vec<Property>, PropertiesError> {
         let (start, mut buffer) = match logical.take() {
             Some((start, buffer)) => {
                 if trimmed.is_empty() {
-                    push_entry(&mut entries, &buffer, start)?;
+                    push_entry(entries, &buffer, start)?;
                     continue;
                 }
                 (start, buffer)
@@ -83,23 +83,23 @@ pub fn parse(text: &str) -> Result<Vec<Property>, PropertiesError> {
             logical = Some((start, buffer));
         } else {
             buffer.push_str(trimmed);
-            push_entry(&mut entries, &buffer, start)?;
+            push_entry(entries, &buffer, start)?;
         }
     }
     if let Some((start, buffer)) = logical {
-        push_entry(&mut entries, &buffer, start)?;
+        push_entry(entries, &buffer, start)?;
     }
-    Ok(entries)
+    Ok(())
 }
 
-/// Adds the entry of one logical line; a line left empty by continuations holds no entry.
+/// Hands over the entry of one logical line; a line left empty by continuations holds none.
 fn push_entry(
-    entries: &mut Vec<Property>,
+    entries: &mut impl FnMut(Property),
     line: &str,
     number: usize,
 ) -> Result<(), PropertiesError> {
     if !line.is_empty() {
-        entries.push(split_entry(line, number)?);
+        entries(split_entry(line, number)?);
     }
     Ok(())
 }
@@ -327,6 +327,14 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "line 2: Malformed \\uxxxx encoding ('\\u12G4')"
+        );
+    }
+
+    #[test]
+    fn comments_continuations_and_colons_read_like_java() {
+        assert_eq!(
+            entries("# comment\r\nname = a\\\n    b\n! another comment\nother:1\n"),
+            vec![one("name", "ab", 2), one("other", "1", 5)]
         );
     }
 

@@ -17,6 +17,7 @@ impl PoolsConfig {
     /// assert!(text.starts_with("Resolved configuration values:\n"));
     /// assert!(text.contains("uber.threadPool.maxSize:          160\n"));
     /// ```
+    #[must_use]
     pub fn splash(&self) -> String {
         let mut rows: Vec<(&str, String)> = vec![
             ("Pooling strategy:", self.strategy.to_string()),
@@ -95,6 +96,7 @@ impl PoolsConfig {
     ///     r#"{"strategy":"UBER","graceful_shutdown_timeout_ms":15000,"pools":{"uber":{"core_size":4,"max_size":160,"queue_size":0,"keep_alive_ms":30000}},"warnings":[]}"#
     /// );
     /// ```
+    #[must_use]
     pub fn to_json(&self) -> String {
         let mut out = String::new();
         let _ = write!(

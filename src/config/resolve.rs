@@ -1,6 +1,9 @@
 //! Resolution of one file's entries into a [`PoolsConfig`]: the strategy first, then the
 //! graceful shutdown timeout, then the active strategy's keys in Mule's order, stopping at the
-//! first refused value. Keys that are not read become warnings.
+//! first refused value. Keys that are not read become warnings (at most
+//! [`MAX_LISTED_IGNORED_KEYS`] one by one, then one that counts the rest), so a file of a million
+//! unknown keys costs as little as one of a hundred; suggestions are looked for only for the keys
+//! listed.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -13,13 +16,49 @@ use super::{
     Strategy, WarningKind, default_size, keys,
 };
 
-/// Resolves the entries of one file.
+/// The most ignored keys (unknown, of the other strategy, given again) listed one warning each.
+pub(super) const MAX_LISTED_IGNORED_KEYS: usize = 32;
+
+/// What a size key sizes, which decides its limits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Size {
+    /// Threads started when the pool is built: at least 1, at most the thread limit (refused
+    /// above it).
+    Core,
+    /// The most threads, started under load: at least 1; above the thread limit it is lowered
+    /// to it with a warning, after resolution.
+    Max,
+    /// Queued tasks: at least 0.
+    Queue,
+}
+
+/// Resolves the entries of one file. Memory grows with the distinct keys, not with the entries:
+/// a key given a million times is held once.
 pub(super) struct Resolver<'a> {
     file: &'a str,
-    /// The last entry of each key, by key.
-    entries: HashMap<String, Property>,
+    /// The last entry of each valid key (of either strategy).
+    known: HashMap<&'static str, Property>,
+    /// The last line of each key that is not valid.
+    unknown: HashMap<String, usize>,
+    /// The first keys given again, in line order (enough to list them): the later entry's line,
+    /// the key and the earlier entry's line.
+    duplicates: Vec<(usize, String, usize)>,
+    /// Keys given again, in all.
+    duplicate_count: usize,
     warnings: Vec<ConfigWarning>,
     resources: &'a Resources,
+}
+
+/// Keeps a key given again if it may be listed: only the first ones, in line order, can be.
+fn record_duplicate(
+    duplicates: &mut Vec<(usize, String, usize)>,
+    line: usize,
+    key: &str,
+    first_line: usize,
+) {
+    if duplicates.len() <= MAX_LISTED_IGNORED_KEYS {
+        duplicates.push((line, key.to_owned(), first_line));
+    }
 }
 
 impl<'a> Resolver<'a> {
@@ -28,31 +67,37 @@ impl<'a> Resolver<'a> {
         file: &'a str,
         resources: &'a Resources,
     ) -> Result<Self, ConfigError> {
-        let parsed = properties::parse(text).map_err(|e| ConfigError::Syntax {
+        let mut known: HashMap<&'static str, Property> = HashMap::new();
+        let mut unknown: HashMap<String, usize> = HashMap::new();
+        let mut duplicates = Vec::new();
+        let mut duplicate_count = 0;
+        properties::for_each_entry(text, |property| {
+            let line = property.line;
+            if let Some((name, _)) = keys::known(&property.key) {
+                if let Some(earlier) = known.insert(name, property) {
+                    duplicate_count += 1;
+                    record_duplicate(&mut duplicates, line, name, earlier.line);
+                }
+            } else if let Some(last_line) = unknown.get_mut(&property.key) {
+                let earlier = std::mem::replace(last_line, line);
+                duplicate_count += 1;
+                record_duplicate(&mut duplicates, line, &property.key, earlier);
+            } else {
+                unknown.insert(property.key, line);
+            }
+        })
+        .map_err(|e| ConfigError::Syntax {
             file: file.to_owned(),
             line: e.line,
             found: e.found,
         })?;
-        let mut entries = HashMap::new();
-        let mut warnings = Vec::new();
-        for property in parsed {
-            if let Some(earlier) = entries.get(&property.key) {
-                let earlier: &Property = earlier;
-                warnings.push(ConfigWarning {
-                    file: Some(file.to_owned()),
-                    line: Some(property.line),
-                    key: property.key.clone(),
-                    kind: WarningKind::DuplicateKey {
-                        first_line: earlier.line,
-                    },
-                });
-            }
-            entries.insert(property.key.clone(), property);
-        }
         Ok(Resolver {
             file,
-            entries,
-            warnings,
+            known,
+            unknown,
+            duplicates,
+            duplicate_count,
+            warnings: Vec::new(),
             resources,
         })
     }
@@ -78,32 +123,38 @@ impl<'a> Resolver<'a> {
                 )?;
             }
             Strategy::Dedicated => {
-                let size = self.size(keys::CPU_LIGHT_SIZE, "2*cores", false)?;
+                let size = self.size(keys::CPU_LIGHT_SIZE, "2*cores", Size::Core)?;
                 config.cpu_light = PoolSpec {
                     core_size: size,
                     max_size: size,
-                    queue_size: self.size(keys::CPU_LIGHT_QUEUE_SIZE, "0", true)?,
+                    queue_size: self.size(keys::CPU_LIGHT_QUEUE_SIZE, "0", Size::Queue)?,
                     keep_alive: Duration::ZERO,
                 };
                 config.io = self.elastic_pool(
                     [keys::IO_CORE_SIZE, keys::IO_MAX_SIZE, keys::IO_QUEUE_SIZE],
                     keys::IO_KEEP_ALIVE,
                 )?;
-                let size = self.size(keys::CPU_INTENSIVE_SIZE, "2*cores", false)?;
+                let size = self.size(keys::CPU_INTENSIVE_SIZE, "2*cores", Size::Core)?;
                 config.cpu_intensive = PoolSpec {
                     core_size: size,
                     max_size: size,
-                    queue_size: self.size(keys::CPU_INTENSIVE_QUEUE_SIZE, "2*cores", true)?,
+                    queue_size: self.size(
+                        keys::CPU_INTENSIVE_QUEUE_SIZE,
+                        "2*cores",
+                        Size::Queue,
+                    )?,
                     keep_alive: Duration::ZERO,
                 };
             }
         }
         config.warnings = std::mem::take(&mut self.warnings);
+        let line_of = |key: &str| self.known.get(key).map(|p| p.line);
+        config.cap_threads(self.resources.max_threads, Some(self.file), &line_of);
         let max_key = match strategy {
             Strategy::Uber => keys::UBER_MAX_SIZE,
             Strategy::Dedicated => keys::IO_MAX_SIZE,
         };
-        let max_line = self.entries.get(max_key).map(|p| p.line);
+        let max_line = self.known.get(max_key).map(|p| p.line);
         config.raise_max_to_core(strategy, Some(self.file), max_line);
         // The inactive strategy keeps its defaults, adjusted silently: nothing in the file
         // asked for them.
@@ -116,7 +167,7 @@ impl<'a> Resolver<'a> {
     }
 
     fn strategy(&self) -> Result<Strategy, ConfigError> {
-        let Some(entry) = self.entries.get(keys::STRATEGY) else {
+        let Some(entry) = self.known.get(keys::STRATEGY) else {
             return Err(ConfigError::MissingStrategy {
                 file: self.file.to_owned(),
             });
@@ -132,30 +183,71 @@ impl<'a> Resolver<'a> {
             })
     }
 
+    /// Warns about the keys that are not read and the keys given again, in line order: the
+    /// first [`MAX_LISTED_IGNORED_KEYS`] one by one (unknown keys with a suggestion), then one
+    /// warning that counts the rest.
     fn warn_about_ignored_keys(&mut self, active: Strategy) {
-        let mut ignored: Vec<&Property> = self
-            .entries
+        /// Why a line's key is ignored.
+        enum Ignored<'k> {
+            Unknown(&'k str),
+            OtherStrategy(&'k str, Strategy),
+            Again(&'k str, usize),
+        }
+        let other_strategy = self
+            .known
             .values()
-            .filter(|p| keys::lookup(&p.key).is_none_or(|s| s.is_some_and(|s| s != active)))
-            .collect();
-        ignored.sort_by_key(|p| p.line);
-        for property in ignored {
-            let kind = match keys::lookup(&property.key) {
-                Some(Some(read_under)) => WarningKind::OtherStrategyKey { read_under, active },
-                _ => WarningKind::UnknownKey {
-                    suggestion: keys::suggest(&property.key).map(str::to_owned),
-                },
+            .filter_map(|p| match keys::lookup(&p.key) {
+                Some(Some(read_under)) if read_under != active => {
+                    Some((p.line, Ignored::OtherStrategy(&p.key, read_under)))
+                }
+                _ => None,
+            });
+        let unknown = self
+            .unknown
+            .iter()
+            .map(|(key, line)| (*line, Ignored::Unknown(key)));
+        // Only the first duplicates were kept; they are the only ones that can be listed.
+        let again = self
+            .duplicates
+            .iter()
+            .map(|(line, key, first_line)| (*line, Ignored::Again(key, *first_line)));
+        let mut ignored: Vec<(usize, Ignored<'_>)> =
+            other_strategy.chain(unknown).chain(again).collect();
+        let total = ignored.len() - self.duplicates.len() + self.duplicate_count;
+        if ignored.len() > MAX_LISTED_IGNORED_KEYS + 1 {
+            ignored.select_nth_unstable_by_key(MAX_LISTED_IGNORED_KEYS, |(line, _)| *line);
+            ignored.truncate(MAX_LISTED_IGNORED_KEYS + 1);
+        }
+        ignored.sort_by_key(|(line, _)| *line);
+        let mut warnings = Vec::with_capacity(ignored.len());
+        for (index, (line, why)) in ignored.into_iter().enumerate() {
+            let (key, kind) = match why {
+                // One more key is listed rather than counted.
+                Ignored::Unknown(key) | Ignored::OtherStrategy(key, _) | Ignored::Again(key, _)
+                    if index == MAX_LISTED_IGNORED_KEYS && total > MAX_LISTED_IGNORED_KEYS + 1 =>
+                {
+                    let count = total - MAX_LISTED_IGNORED_KEYS;
+                    (key, WarningKind::MoreIgnoredKeys { count })
+                }
+                Ignored::Unknown(key) => {
+                    let suggestion = keys::suggest(key).map(str::to_owned);
+                    (key, WarningKind::UnknownKey { suggestion })
+                }
+                Ignored::OtherStrategy(key, read_under) => {
+                    (key, WarningKind::OtherStrategyKey { read_under, active })
+                }
+                Ignored::Again(key, first_line) => (key, WarningKind::DuplicateKey { first_line }),
             };
             let warning = ConfigWarning {
                 file: Some(self.file.to_owned()),
-                line: Some(property.line),
-                key: property.key.clone(),
+                line: Some(line),
+                key: key.to_owned(),
                 kind,
             };
             tracing::warn!("{warning}");
-            self.warnings.push(warning);
+            warnings.push(warning);
         }
-        self.warnings.sort_by_key(|w| w.line);
+        self.warnings = warnings;
     }
 
     fn elastic_pool(
@@ -164,9 +256,9 @@ impl<'a> Resolver<'a> {
         keep_alive: &str,
     ) -> Result<PoolSpec, ConfigError> {
         Ok(PoolSpec {
-            core_size: self.size(core, "cores", false)?,
-            max_size: self.size(max, BIG_POOL_DEFAULT_SIZE, false)?,
-            queue_size: self.size(queue, "0", true)?,
+            core_size: self.size(core, "cores", Size::Core)?,
+            max_size: self.size(max, BIG_POOL_DEFAULT_SIZE, Size::Max)?,
+            queue_size: self.size(queue, "0", Size::Queue)?,
             keep_alive: self.millis(keep_alive, DEFAULT_KEEP_ALIVE_MS)?,
         })
     }
@@ -181,9 +273,11 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    /// A size key: an expression, truncated toward zero once.
-    fn size(&self, key: &str, default: &str, zero_allowed: bool) -> Result<usize, ConfigError> {
-        let Some(entry) = self.entries.get(key) else {
+    /// A size key: an expression, truncated toward zero once. A default is capped later, with
+    /// the maxima (see [`PoolsConfig::cap_threads`]).
+    fn size(&self, key: &str, default: &str, size: Size) -> Result<usize, ConfigError> {
+        let zero_allowed = size == Size::Queue;
+        let Some(entry) = self.known.get(key) else {
             tracing::debug!("No property '{key}' found in config file. Using default value.");
             return Ok(default_size(
                 default,
@@ -208,12 +302,20 @@ impl<'a> Resolver<'a> {
             };
             return Err(self.invalid(entry, reason));
         }
+        let limit = self.resources.max_threads;
+        if size == Size::Core && truncated > limit as f64 {
+            let reason = InvalidReason::TooManyThreads {
+                requested: truncated as u64,
+                limit,
+            };
+            return Err(self.invalid(entry, reason));
+        }
         Ok(truncated as usize)
     }
 
     /// A millisecond key: an integer, at least 0.
     fn millis(&self, key: &str, default: u64) -> Result<Duration, ConfigError> {
-        let Some(entry) = self.entries.get(key) else {
+        let Some(entry) = self.known.get(key) else {
             tracing::debug!("No property '{key}' found in config file. Using default value.");
             return Ok(Duration::from_millis(default));
         };

@@ -1,6 +1,6 @@
 //! Unit tests of configuration discovery, which needs the environment variable's value passed in
-//! (tests must not change the process environment). File-format behaviour is tested in
-//! `tests/config_*.rs`.
+//! (tests must not change the process environment), and of the repository's documented file
+//! against the crate-private key list. File-format behaviour is tested in `tests/config_*.rs`.
 
 use super::*;
 
@@ -58,4 +58,19 @@ fn named_file_that_does_not_exist_is_an_error_naming_it() {
         err.to_string()
             .starts_with("cannot read '/nonexistent/uberpool.conf': ")
     );
+}
+
+#[test]
+fn repository_conf_documents_every_key() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scheduler-pools.conf"))
+            .unwrap();
+    for (key, strategy) in keys::ALL {
+        let active = format!("\n{key}=");
+        let commented = format!("\n#{key}=");
+        match strategy {
+            Some(Strategy::Dedicated) => assert!(text.contains(&commented), "{key}"),
+            _ => assert!(text.contains(&active), "{key}"),
+        }
+    }
 }

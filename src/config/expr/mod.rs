@@ -1,7 +1,9 @@
-//! Sizing expressions: `max(2, cores + ((mem - 245760) / 5120))` and friends.
+//! Sizing expressions: `max(2, cores + ((mem - 245760) / 5120))` and friends, parsed once and
+//! evaluated here.
 //!
-//! The grammar is Mule's, widened to allow nesting, and checked here by a small tokenizer and
-//! recursive-descent parser before anything is evaluated:
+//! The grammar is Mule's, widened to allow nesting. A small tokenizer and a recursive-descent
+//! parser build a tree, and the tree is evaluated directly: each expression is parsed exactly
+//! once, by this module, with no expression crate behind it.
 //!
 //! ```text
 //! expr    := term (('+' | '-') term)*
@@ -12,24 +14,18 @@
 //! ```
 //!
 //! Names are case-insensitive (`MAX(2, CORES)` is accepted, as in Mule) and whitespace may appear
-//! between tokens. Anything else (strings, assignments, `;`, other names or functions) is refused
-//! with an [`ExprError`] naming the offending token and its column. An expression holds at most
-//! [`MAX_TOKENS`] tokens and nests at most [`MAX_DEPTH`] levels, so no input can exhaust the stack.
+//! between tokens. Anything else (strings, assignments, comparisons, `;`, scientific notation,
+//! other names or functions) is refused with an [`ExprError`] naming the offending token and its
+//! column. An expression holds at most [`MAX_TOKENS`] tokens and nests at most [`MAX_DEPTH`]
+//! levels, so no input can exhaust the stack, and the work is linear in the length of the value.
 //!
-//! Accepted expressions are evaluated by `evalexpr` with every number written as a float, so the
-//! arithmetic is IEEE-754 double precision like Mule's JavaScript evaluation: `1/2` is `0.5`,
-//! `(1/2)*cores` is `cores/2` and `cores / 0.5` is `2*cores`. `max` and `min` follow JavaScript's
-//! `Math.max`/`Math.min`: a NaN argument gives NaN, so `0/0` can never hide inside them. The
-//! caller truncates the result toward zero once, at the end; a NaN or infinite result is an error.
+//! Arithmetic is IEEE-754 double precision, like Mule's JavaScript evaluation: every number is a
+//! float, so `1/2` is `0.5`, `(1/2)*cores` is `cores/2` and `cores / 0.5` is `2*cores`. `max` and
+//! `min` follow JavaScript's `Math.max`/`Math.min`: a NaN argument gives NaN, so `0/0` can never
+//! hide inside them. The caller truncates the result toward zero once, at the end; a NaN or
+//! infinite result is an error.
 //!
 //! What the numbers mean (pool sizes, limits) is decided by the resolver (`config/resolve.rs`), not here.
-
-use std::fmt;
-
-use evalexpr::{
-    ContextWithMutableFunctions, ContextWithMutableVariables, EvalexprError, Function,
-    HashMapContext, Value,
-};
 
 use super::Resources;
 
@@ -39,7 +35,11 @@ pub const MAX_TOKENS: usize = 256;
 /// The deepest nesting (parentheses, unary minus, `max`/`min`) an expression may use.
 pub const MAX_DEPTH: usize = 32;
 
-/// Why an expression was refused. Columns count characters from 1 in the value as written.
+/// What a size expression may hold, for messages.
+const ALLOWED: &str = "a size is written with numbers, cores, mem, + - * /, parentheses, \
+                       max(a, b) and min(a, b)";
+
+/// Why a sizing expression was refused. Columns count characters from 1 in the value as written.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExprError {
@@ -51,6 +51,16 @@ pub enum ExprError {
     UnexpectedChar {
         /// The character.
         ch: char,
+        /// Its column.
+        column: usize,
+    },
+    /// A comparison (`==`, `!=`, `<`, `<=`, `>`, `>=`) or logical operator (`!`, `&&`, `||`).
+    #[error(
+        "'{operator}' at column {column}: comparisons and logical operators are not allowed; {ALLOWED}"
+    )]
+    Comparison {
+        /// The operator as written.
+        operator: String,
         /// Its column.
         column: usize,
     },
@@ -69,6 +79,19 @@ pub enum ExprError {
         text: String,
         /// Its column.
         column: usize,
+    },
+    /// A number in scientific notation, such as `1e12`.
+    #[error(
+        "scientific notation '{text}' at column {column} is not supported: write the number out{}",
+        written_out.as_ref().map_or(String::new(), |n| format!(", as {n}"))
+    )]
+    ScientificNotation {
+        /// The number as written.
+        text: String,
+        /// Its column.
+        column: usize,
+        /// The same number in plain digits, when it has a reasonable number of them.
+        written_out: Option<String>,
     },
     /// An opening parenthesis that is never closed.
     #[error("missing ) in parenthetical: the '(' at column {column} is never closed")]
@@ -107,9 +130,6 @@ pub enum ExprError {
     /// The result is infinite, for example `cores/0`.
     #[error("the result is infinite, as for a division by zero")]
     Infinite,
-    /// The evaluator refused an expression the grammar accepted (a defect in uberpool).
-    #[error("evaluation failed: {0}")]
-    Evaluation(String),
 }
 
 /// How a refused character is described.
@@ -122,43 +142,16 @@ fn describe_char(ch: char) -> &'static str {
     }
 }
 
-/// Evaluates a sizing expression against `resources`, without truncating the result.
-///
-/// ```
-/// use uberpool::Resources;
-/// use uberpool::config::expr::evaluate;
-///
-/// let res = Resources::new(4, 1_048_576);
-/// assert_eq!(evaluate("max(2, cores + ((mem - 245760) / 5120))", &res)?, 160.8);
-/// assert_eq!(evaluate("(1/2) * CORES", &res)?, 2.0);
-/// assert_eq!(evaluate("cores / 0.5", &res)?, 8.0);
-/// assert!(evaluate("cores; print('aha!')", &res).is_err());
-/// # Ok::<(), uberpool::config::expr::ExprError>(())
-/// ```
+/// Evaluates a sizing expression against `resources`, without truncating the result: with 4
+/// cores and 1 GiB, `max(2, cores + ((mem - 245760) / 5120))` is `160.8` and `(1/2) * CORES` is
+/// `2.0`.
 ///
 /// # Errors
 ///
 /// An [`ExprError`] when the text is not in the grammar, or when the result is NaN or infinite.
-pub fn evaluate(text: &str, resources: &Resources) -> Result<f64, ExprError> {
-    let tokens = tokenize(text)?;
-    check_parentheses(&tokens)?;
-    let mut parser = Parser {
-        tokens: &tokens,
-        next: 0,
-        depth: 0,
-        end_column: text.chars().count() + 1,
-    };
-    let tree = parser.expression()?;
-    if let Some(token) = parser.peek() {
-        return Err(ExprError::UnexpectedToken {
-            expected: "an operator or the end of the expression",
-            found: format!("'{}'", token.text),
-            column: token.column,
-        });
-    }
-    let mut source = String::new();
-    tree.render(&mut source);
-    let value = evaluate_with_evalexpr(&source, resources)?;
+pub(crate) fn evaluate(text: &str, resources: &Resources) -> Result<f64, ExprError> {
+    let tree = parse(text)?;
+    let value = tree.value(resources);
     if value.is_nan() {
         Err(ExprError::NotANumber)
     } else if value.is_infinite() {
@@ -168,42 +161,25 @@ pub fn evaluate(text: &str, resources: &Resources) -> Result<f64, ExprError> {
     }
 }
 
-/// Runs the canonical form of an accepted expression through `evalexpr`.
-fn evaluate_with_evalexpr(source: &str, resources: &Resources) -> Result<f64, ExprError> {
-    let failed = |e: EvalexprError| ExprError::Evaluation(e.to_string());
-    let mut context = HashMapContext::new();
-    context
-        .set_value("cores".into(), Value::Float(resources.cores as f64))
-        .map_err(failed)?;
-    context
-        .set_value("mem".into(), Value::Float(resources.mem_kib as f64))
-        .map_err(failed)?;
-    context
-        .set_function(
-            "max".into(),
-            Function::new(|args| js_extremum(args, f64::max)),
-        )
-        .map_err(failed)?;
-    context
-        .set_function(
-            "min".into(),
-            Function::new(|args| js_extremum(args, f64::min)),
-        )
-        .map_err(failed)?;
-    evalexpr::eval_with_context(source, &context)
-        .and_then(|value| value.as_number())
-        .map_err(failed)
-}
-
-/// `Math.max`/`Math.min` of two numbers: NaN if either is NaN.
-fn js_extremum(args: &Value, pick: fn(f64, f64) -> f64) -> evalexpr::EvalexprResult<Value> {
-    let args = args.as_fixed_len_tuple(2)?;
-    let (a, b) = (args[0].as_number()?, args[1].as_number()?);
-    Ok(Value::Float(if a.is_nan() || b.is_nan() {
-        f64::NAN
-    } else {
-        pick(a, b)
-    }))
+/// Parses `text` into its tree: the one parse an expression goes through.
+fn parse(text: &str) -> Result<Tree, ExprError> {
+    let (tokens, end_column) = tokenize(text)?;
+    check_parentheses(&tokens)?;
+    let mut parser = Parser {
+        tokens: &tokens,
+        next: 0,
+        depth: 0,
+        end_column,
+    };
+    let tree = parser.expression()?;
+    if let Some(token) = parser.peek() {
+        return Err(ExprError::UnexpectedToken {
+            expected: "an operator or the end of the expression",
+            found: format!("'{}'", token.text),
+            column: token.column,
+        });
+    }
+    Ok(tree)
 }
 
 /// The kinds of token.
@@ -231,52 +207,77 @@ struct Token {
     column: usize,
 }
 
-/// Splits `text` into tokens, refusing characters and names outside the grammar.
-fn tokenize(text: &str) -> Result<Vec<Token>, ExprError> {
-    let chars: Vec<char> = text.chars().collect();
+/// A cursor over the characters of a value that counts columns.
+struct Chars<'a> {
+    text: &'a str,
+    /// Byte offset of the next character.
+    at: usize,
+    /// Column of the next character (1-based).
+    column: usize,
+}
+
+impl Chars<'_> {
+    fn peek(&self) -> Option<char> {
+        self.text[self.at..].chars().next()
+    }
+
+    fn peek_second(&self) -> Option<char> {
+        self.text[self.at..].chars().nth(1)
+    }
+
+    fn bump(&mut self) -> Option<char> {
+        let c = self.peek()?;
+        self.at += c.len_utf8();
+        self.column += 1;
+        Some(c)
+    }
+
+    /// Consumes characters while `keep` holds.
+    fn bump_while(&mut self, keep: impl Fn(char) -> bool) {
+        while self.peek().is_some_and(&keep) {
+            self.bump();
+        }
+    }
+}
+
+/// Splits `text` into tokens, refusing characters and names outside the grammar; returns the
+/// tokens and the column one past the end.
+fn tokenize(text: &str) -> Result<(Vec<Token>, usize), ExprError> {
+    let mut chars = Chars {
+        text,
+        at: 0,
+        column: 1,
+    };
     let mut tokens = Vec::new();
-    let mut at = 0;
-    while at < chars.len() {
-        let c = chars[at];
-        let column = at + 1;
+    while let Some(c) = chars.peek() {
+        let column = chars.column;
         if c.is_whitespace() {
-            at += 1;
+            chars.bump();
             continue;
         }
         if tokens.len() == MAX_TOKENS {
             return Err(ExprError::TooLong);
         }
-        let start = at;
+        let start = chars.at;
         let kind = if c.is_ascii_digit() {
-            while at < chars.len() && chars[at].is_ascii_digit() {
-                at += 1;
-            }
-            if at < chars.len() && chars[at] == '.' {
-                at += 1;
-                let fraction_start = at;
-                while at < chars.len() && chars[at].is_ascii_digit() {
-                    at += 1;
-                }
-                if at == fraction_start {
-                    let text = chars[start..at].iter().collect();
-                    return Err(ExprError::MalformedNumber { text, column });
-                }
-            }
-            Kind::Number
+            number(&mut chars, column)?
         } else if c.is_ascii_alphabetic() || c == '_' {
-            while at < chars.len() && (chars[at].is_ascii_alphanumeric() || chars[at] == '_') {
-                at += 1;
-            }
-            let name: String = chars[start..at].iter().collect();
+            chars.bump_while(|c| c.is_ascii_alphanumeric() || c == '_');
+            let name = &text[start..chars.at];
             match name.to_ascii_lowercase().as_str() {
                 "cores" => Kind::Cores,
                 "mem" => Kind::Mem,
                 "max" => Kind::Max,
                 "min" => Kind::Min,
-                _ => return Err(ExprError::UnknownName { name, column }),
+                _ => {
+                    return Err(ExprError::UnknownName {
+                        name: name.to_owned(),
+                        column,
+                    });
+                }
             }
         } else {
-            at += 1;
+            chars.bump();
             match c {
                 '+' => Kind::Plus,
                 '-' => Kind::Minus,
@@ -285,19 +286,87 @@ fn tokenize(text: &str) -> Result<Vec<Token>, ExprError> {
                 '(' => Kind::Open,
                 ')' => Kind::Close,
                 ',' => Kind::Comma,
+                '=' | '!' | '<' | '>' | '&' | '|' => {
+                    let pair = chars.peek().filter(|next| {
+                        matches!(
+                            (c, next),
+                            ('=' | '!' | '<' | '>', '=') | ('&', '&') | ('|', '|')
+                        )
+                    });
+                    let operator: String = std::iter::once(c).chain(pair).collect();
+                    if operator == "=" {
+                        return Err(ExprError::UnexpectedChar { ch: c, column });
+                    }
+                    return Err(ExprError::Comparison { operator, column });
+                }
                 _ => return Err(ExprError::UnexpectedChar { ch: c, column }),
             }
         };
         tokens.push(Token {
             kind,
-            text: chars[start..at].iter().collect(),
+            text: text[start..chars.at].to_owned(),
             column,
         });
     }
     if tokens.is_empty() {
         return Err(ExprError::Empty);
     }
-    Ok(tokens)
+    Ok((tokens, chars.column))
+}
+
+/// Reads a number starting at a digit: digits, optionally `.` and digits. A number directly
+/// followed by an exponent (`1e12`, `2.5E-3`) is refused with the plain form it stands for.
+fn number(chars: &mut Chars<'_>, column: usize) -> Result<Kind, ExprError> {
+    let start = chars.at;
+    chars.bump_while(|c| c.is_ascii_digit());
+    if chars.peek() == Some('.') {
+        chars.bump();
+        let fraction = chars.at;
+        chars.bump_while(|c| c.is_ascii_digit());
+        if chars.at == fraction {
+            return Err(ExprError::MalformedNumber {
+                text: chars.text[start..chars.at].to_owned(),
+                column,
+            });
+        }
+    }
+    let exponent_follows = matches!(chars.peek(), Some('e' | 'E'))
+        && match chars.peek_second() {
+            Some(c) if c.is_ascii_digit() => true,
+            Some('+' | '-') => chars.text[chars.at..]
+                .chars()
+                .nth(2)
+                .is_some_and(|c| c.is_ascii_digit()),
+            _ => false,
+        };
+    if exponent_follows {
+        chars.bump();
+        if matches!(chars.peek(), Some('+' | '-')) {
+            chars.bump();
+        }
+        chars.bump_while(|c| c.is_ascii_digit());
+        let text = &chars.text[start..chars.at];
+        return Err(ExprError::ScientificNotation {
+            text: text.to_owned(),
+            column,
+            written_out: written_out(text),
+        });
+    }
+    Ok(Kind::Number)
+}
+
+/// `text` (a number in scientific notation) in plain digits, if it is finite and has at most 30
+/// digits before the point and 12 after it.
+fn written_out(text: &str) -> Option<String> {
+    let value: f64 = text.parse().ok()?;
+    if !value.is_finite() || value >= 1e30 {
+        return None;
+    }
+    let plain = format!("{value}");
+    let decimals = plain
+        .split_once('.')
+        .map_or(0, |(_, fraction)| fraction.len());
+    (decimals <= 12).then_some(plain)
 }
 
 /// Reports the first unbalanced parenthesis, before parsing, so the message is about balance.
@@ -320,53 +389,57 @@ fn check_parentheses(tokens: &[Token]) -> Result<(), ExprError> {
     }
 }
 
-/// An accepted expression.
-#[derive(Debug)]
+/// An accepted expression; its depth is at most [`MAX_DEPTH`] plus the operator chains that
+/// [`MAX_TOKENS`] allows, so evaluating it recursively is bounded.
+#[derive(Debug, PartialEq)]
 enum Tree {
-    Number(String),
+    Number(f64),
     Cores,
     Mem,
     Negate(Box<Tree>),
-    Binary(char, Box<Tree>, Box<Tree>),
-    Call(&'static str, Box<Tree>, Box<Tree>),
+    Binary(Operator, Box<Tree>, Box<Tree>),
+    Max(Box<Tree>, Box<Tree>),
+    Min(Box<Tree>, Box<Tree>),
+}
+
+/// The four arithmetic operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Operator {
+    Add,
+    Subtract,
+    Multiply,
+    Divide,
 }
 
 impl Tree {
-    /// Writes the expression for `evalexpr`: fully parenthesised, every number a float.
-    fn render(&self, out: &mut String) {
+    /// The value in double precision, with `max`/`min` as JavaScript's `Math.max`/`Math.min`.
+    fn value(&self, resources: &Resources) -> f64 {
         match self {
-            Tree::Number(text) => {
-                out.push_str(text);
-                if !text.contains('.') {
-                    out.push_str(".0");
+            Tree::Number(value) => *value,
+            Tree::Cores => resources.cores as f64,
+            Tree::Mem => resources.mem_kib as f64,
+            Tree::Negate(inner) => -inner.value(resources),
+            Tree::Binary(operator, left, right) => {
+                let (a, b) = (left.value(resources), right.value(resources));
+                match operator {
+                    Operator::Add => a + b,
+                    Operator::Subtract => a - b,
+                    Operator::Multiply => a * b,
+                    Operator::Divide => a / b,
                 }
             }
-            Tree::Cores => out.push_str("cores"),
-            Tree::Mem => out.push_str("mem"),
-            Tree::Negate(inner) => {
-                out.push_str("(-");
-                inner.render(out);
-                out.push(')');
-            }
-            Tree::Binary(op, left, right) => {
-                out.push('(');
-                left.render(out);
-                out.push(' ');
-                out.push(*op);
-                out.push(' ');
-                right.render(out);
-                out.push(')');
-            }
-            Tree::Call(name, a, b) => {
-                out.push('(');
-                out.push_str(name);
-                out.push('(');
-                a.render(out);
-                out.push_str(", ");
-                b.render(out);
-                out.push_str("))");
-            }
+            Tree::Max(a, b) => js_extremum(a.value(resources), b.value(resources), f64::max),
+            Tree::Min(a, b) => js_extremum(a.value(resources), b.value(resources), f64::min),
         }
+    }
+}
+
+/// `Math.max`/`Math.min` of two numbers: NaN if either is NaN.
+fn js_extremum(a: f64, b: f64, pick: fn(f64, f64) -> f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        pick(a, b)
     }
 }
 
@@ -425,7 +498,11 @@ impl Parser<'_> {
         while let Some(op @ (Kind::Plus | Kind::Minus)) = self.peek_kind() {
             self.next += 1;
             let right = self.term()?;
-            let op = if op == Kind::Plus { '+' } else { '-' };
+            let op = if op == Kind::Plus {
+                Operator::Add
+            } else {
+                Operator::Subtract
+            };
             left = Tree::Binary(op, Box::new(left), Box::new(right));
         }
         Ok(left)
@@ -436,7 +513,11 @@ impl Parser<'_> {
         while let Some(op @ (Kind::Star | Kind::Slash)) = self.peek_kind() {
             self.next += 1;
             let right = self.unary()?;
-            let op = if op == Kind::Star { '*' } else { '/' };
+            let op = if op == Kind::Star {
+                Operator::Multiply
+            } else {
+                Operator::Divide
+            };
             left = Tree::Binary(op, Box::new(left), Box::new(right));
         }
         Ok(left)
@@ -459,15 +540,13 @@ impl Parser<'_> {
             return Err(self.unexpected(OPERAND));
         };
         let tree = match token.kind {
-            Kind::Number => Tree::Number(token.text.clone()),
+            // The tokenizer accepted only digits with an optional fraction, which always parse
+            // (a literal too large for a double becomes infinity and is refused at the end).
+            Kind::Number => Tree::Number(token.text.parse().unwrap_or(f64::INFINITY)),
             Kind::Cores => Tree::Cores,
             Kind::Mem => Tree::Mem,
             Kind::Max | Kind::Min => {
-                let name = if token.kind == Kind::Max {
-                    "max"
-                } else {
-                    "min"
-                };
+                let is_max = token.kind == Kind::Max;
                 self.next += 1;
                 self.descend()?;
                 self.expect(Kind::Open, "'(' after max/min")?;
@@ -476,7 +555,12 @@ impl Parser<'_> {
                 let second = self.expression()?;
                 self.expect(Kind::Close, "')' after the second argument of max/min")?;
                 self.depth -= 1;
-                return Ok(Tree::Call(name, Box::new(first), Box::new(second)));
+                let (first, second) = (Box::new(first), Box::new(second));
+                return Ok(if is_max {
+                    Tree::Max(first, second)
+                } else {
+                    Tree::Min(first, second)
+                });
             }
             Kind::Open => {
                 self.next += 1;
@@ -490,14 +574,6 @@ impl Parser<'_> {
         };
         self.next += 1;
         Ok(tree)
-    }
-}
-
-impl fmt::Display for Tree {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut out = String::new();
-        self.render(&mut out);
-        f.write_str(&out)
     }
 }
 

@@ -110,7 +110,6 @@ fn grammar_errors_say_what_was_expected() {
             column: 1
         }
     );
-    assert!(matches!(eval("1e5"), Err(ExprError::UnknownName { .. })));
     assert!(matches!(
         eval("+1"),
         Err(ExprError::UnexpectedToken { column: 1, .. })
@@ -140,15 +139,108 @@ fn deep_nesting_and_long_expressions_are_refused_without_overflow() {
 }
 
 #[test]
-fn canonical_form_writes_every_number_as_a_float() {
-    let tokens = tokenize("max(2, cores/2)").unwrap();
-    let tree = Parser {
-        tokens: &tokens,
-        next: 0,
-        depth: 0,
-        end_column: 0,
+fn an_expression_is_parsed_once_into_the_tree_that_is_evaluated() {
+    let tree = parse("max(2, cores/2)").unwrap();
+    assert_eq!(
+        tree,
+        Tree::Max(
+            Box::new(Tree::Number(2.0)),
+            Box::new(Tree::Binary(
+                Operator::Divide,
+                Box::new(Tree::Cores),
+                Box::new(Tree::Number(2.0))
+            ))
+        )
+    );
+    assert_eq!(tree.value(&RES), 2.0);
+}
+
+#[test]
+fn integer_literals_are_floats_so_division_never_truncates() {
+    assert_eq!(eval("7/2"), Ok(3.5));
+    assert_eq!(eval("max(1/3, 0)"), Ok(1.0 / 3.0));
+}
+
+#[test]
+fn comparisons_say_they_are_not_allowed_and_what_is() {
+    assert_eq!(
+        eval("cores == 2").unwrap_err().to_string(),
+        "'==' at column 7: comparisons and logical operators are not allowed; a size is written \
+         with numbers, cores, mem, + - * /, parentheses, max(a, b) and min(a, b)"
+    );
+    for (text, operator, column) in [
+        ("cores != 2", "!=", 7),
+        ("cores<2", "<", 6),
+        ("cores >= 2", ">=", 7),
+        ("mem > 1", ">", 5),
+        ("1 && 2", "&&", 3),
+        ("1||2", "||", 2),
+        ("!cores", "!", 1),
+    ] {
+        assert_eq!(
+            eval(text),
+            Err(ExprError::Comparison {
+                operator: operator.to_owned(),
+                column
+            }),
+            "{text}"
+        );
     }
-    .expression()
-    .unwrap();
-    assert_eq!(tree.to_string(), "(max(2.0, (cores / 2.0)))");
+    // A single '=' is still an assignment.
+    assert_eq!(
+        eval("cores = 2").unwrap_err().to_string(),
+        "assignments are not allowed: found '=' at column 7"
+    );
+}
+
+#[test]
+fn scientific_notation_says_to_write_the_number_out() {
+    assert_eq!(
+        eval("1e12").unwrap_err().to_string(),
+        "scientific notation '1e12' at column 1 is not supported: write the number out, as \
+         1000000000000"
+    );
+    assert_eq!(
+        eval("cores * 2.5E-3"),
+        Err(ExprError::ScientificNotation {
+            text: "2.5E-3".to_owned(),
+            column: 9,
+            written_out: Some("0.0025".to_owned())
+        })
+    );
+    assert_eq!(
+        eval("1e+400").unwrap_err().to_string(),
+        "scientific notation '1e+400' at column 1 is not supported: write the number out"
+    );
+    // A name that merely starts with 'e' after a number is not an exponent.
+    assert!(matches!(eval("2 e"), Err(ExprError::UnknownName { .. })));
+    assert!(matches!(eval("2e"), Err(ExprError::UnknownName { .. })));
+}
+
+#[test]
+fn columns_count_characters_not_bytes() {
+    assert_eq!(
+        eval("é + x"),
+        Err(ExprError::UnexpectedChar {
+            ch: 'é', column: 1
+        })
+    );
+    assert_eq!(
+        eval("(é)").unwrap_err(),
+        ExprError::UnexpectedChar {
+            ch: 'é', column: 2
+        }
+    );
+    assert!(matches!(
+        eval("ü ü 1 +"),
+        Err(ExprError::UnexpectedChar { column: 1, .. })
+    ));
+    assert_eq!(
+        eval("2 +   ").unwrap_err(),
+        ExprError::UnexpectedToken {
+            expected: "a number, 'cores', 'mem', 'max(', 'min(', '(' or '-'",
+            found: "end of expression".to_owned(),
+            column: 7
+        }
+    );
 }

@@ -1,11 +1,14 @@
-//! Property tests: the properties reader, the expression evaluator and the whole resolver never
-//! panic on arbitrary input, and every expression built from the grammar evaluates to what a
-//! small reference evaluator (written here, independent of the library) computes.
+//! Property tests of the configuration reader: the properties reader, the expression evaluator
+//! and the whole resolver never panic on arbitrary input, and every expression built from the
+//! grammar evaluates to what a small reference evaluator (written here, independent of
+//! `expr/`) computes. Inside the crate because `expr` and `properties` are crate-private; the
+//! time and allocation bounds on large inputs are checked by `tests/config_fuzz.rs`.
 
 use proptest::prelude::*;
-use uberpool::config::expr::{self, ExprError};
-use uberpool::config::properties;
-use uberpool::{PoolsConfig, Resources};
+
+use super::expr::{self, ExprError};
+use super::properties;
+use super::{PoolsConfig, Resources};
 
 /// Text made mostly of characters that matter to the reader and the grammar.
 fn tricky_text() -> impl Strategy<Value = String> {

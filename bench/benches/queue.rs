@@ -6,10 +6,11 @@
 //! 2. the cost per job of the round trips (put, reserve, delete), one command per round trip
 //!    and pipelined.
 //!
-//! Run: `cargo bench --features beanstalkd --bench queue` (`-- --quick` for a short run).
+//! Run: `cargo bench -p uberpool-bench --features beanstalkd --bench queue` (`-- --quick` for a
+//! short run).
 //! Record results in BENCHMARKS.md with the machine and date.
 
-#[path = "../tests/queue_common/mod.rs"]
+#[path = "../../tests/queue_common/mod.rs"]
 mod queue_common;
 
 use std::io::BufRead;

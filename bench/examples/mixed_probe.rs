@@ -2,17 +2,14 @@
 //! only that workload, for UBER and DEDICATED defaults, fresh vs warmed service, and the
 //! proactor policies, interleaved round by round, with pool metrics and process CPU per run.
 //!
-//! `cargo run --release --example mixed_probe -- [--n N] [--rounds R] [--only NAME,NAME]`
+//! `cargo run --release -p uberpool-bench --example mixed_probe -- [--n N] [--rounds R] [--only NAME,NAME]`
 //! Variant names: uber-fresh, uber-warm, uber-affinity, uber-pinned, ded-fresh, ded-warm,
 //! ded-affinity, ded-pinned, tp64.
 
-#[path = "../benches/common/mod.rs"]
-mod common;
-
-use common::Latch;
-use common::mixed::{CPU, IO, burn, calibrate, email_flow, log_line};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
+use uberpool_bench::Latch;
+use uberpool_bench::mixed::{CPU, IO, burn, calibrate, email_flow, log_line};
 
 use uberpool::{PoolsConfig, ProactorPolicy, Resources, SchedulerService};
 

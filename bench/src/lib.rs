@@ -1,6 +1,13 @@
-//! Shared by the benches and the comparison examples: a latch that signals once when the last of
-//! `n` tasks ran, and the mixed email workload's steps.
-#![allow(dead_code)]
+//! uberpool's benchmarks and comparison harness, in a workspace member of their own so that
+//! neither library users nor `cargo test` compile criterion, tokio, rayon, threadpool, plotters or
+//! hdrhistogram. This library holds what the benches and the harness share: a latch that signals
+//! once when the last of `n` tasks ran, and the mixed email workload's steps.
+//!
+//! ```text
+//! cargo bench -p uberpool-bench --bench pool          (also: spawn_ratio, flow)
+//! cargo run --release -p uberpool-bench --example compare [-- --quick]
+//! cargo run --release -p uberpool-bench --example mixed_probe
+//! ```
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};

@@ -9,13 +9,11 @@
 //!   `uberpool_async` (a future on a scheduler, `Scheduler::spawn_async`) await a oneshot
 //!   instead, so the waiting costs no blocked thread.
 //!
-//! Every pool has as many threads as the machine has cores. Run: `cargo bench --bench pool`.
+//! Every pool has as many threads as the machine has cores. Run: `cargo bench -p uberpool-bench --bench pool`.
 
-mod common;
-
-use common::Latch;
 use std::sync::Arc;
 use std::sync::mpsc::{Sender, channel};
+use uberpool_bench::Latch;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use uberpool::pool::ThreadPool;

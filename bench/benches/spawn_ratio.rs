@@ -4,12 +4,10 @@
 //! Shared machines drift by 2× within minutes, so comparing medians taken minutes apart says
 //! little. This harness runs one iteration of every contender per round, round after round, and
 //! reports each contender's median and its ratio to the fastest peer's median. Run:
-//! `cargo bench --bench spawn_ratio` (`-- --rounds N` to change the 31 rounds).
+//! `cargo bench -p uberpool-bench --bench spawn_ratio` (`-- --rounds N` to change the 31 rounds).
 
-mod common;
-
-use common::Latch;
 use std::time::{Duration, Instant};
+use uberpool_bench::Latch;
 
 use uberpool::pool::ThreadPool;
 

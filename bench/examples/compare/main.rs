@@ -11,7 +11,7 @@
 //! `target/bench-report/` (the `target` directory the harness was built in), each labelled with
 //! the machine and the thread count.
 //!
-//! Run: `cargo run --release --example compare` (full), `-- --quick` (CI-sized), `-- --threads N`
+//! Run: `cargo run --release -p uberpool-bench --example compare` (full), `-- --quick` (CI-sized), `-- --threads N`
 //! (sizes the peers' fixed pools; default: the number of CPUs), `-- --machine NAME` (the machine
 //! named in the plots and the tables' heading). uberpool always runs its defaults, resolved
 //! against the detected resources.
@@ -19,12 +19,8 @@
 //! Figures are ratios within one run; workload 1 interleaves its contenders round by round and
 //! reports each one's median, because absolute times on shared machines drift.
 
-#[path = "../../benches/common/mod.rs"]
-mod common;
 mod plots;
 
-use common::Latch;
-use common::mixed::{CPU, IO, burn, calibrate, email_flow, log_line};
 use hdrhistogram::Histogram;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -32,6 +28,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::channel;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
+use uberpool_bench::Latch;
+use uberpool_bench::mixed::{CPU, IO, burn, calibrate, email_flow, log_line};
 
 use uberpool::{PoolsConfig, ProactorPolicy, Resources, SchedulerService};
 

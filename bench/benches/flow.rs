@@ -21,7 +21,7 @@
 //!   threads for the intensive step and the last light step (light steps run in place, as under
 //!   the Mule policy); each run sends its result on a channel the bench thread drains.
 //!
-//! Run: `cargo bench --bench flow` (warm-up 1 s and measurement 3 s per bench unless the command
+//! Run: `cargo bench -p uberpool-bench --bench flow` (warm-up 1 s and measurement 3 s per bench unless the command
 //! line says otherwise).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
