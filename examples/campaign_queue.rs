@@ -24,7 +24,6 @@
 //! Run: `cargo run --release --features beanstalkd --example campaign_queue -- demo
 //! --recipients 5000 --workers 3 --kill-one`.
 
-#[allow(dead_code)]
 #[path = "email/mod.rs"]
 mod email;
 

@@ -2,32 +2,11 @@
 //! body of one queue job, and the message it renders to (with the `X-Idempotency-Key` header
 //! the relay deduplicates on).
 
-use lettre::Message;
-use lettre::message::Mailbox;
-use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
-
 use crate::email::campaign::{Subscriber, TEMPLATE, content_digest, personalize};
+use crate::email::relay::IDEMPOTENCY_HEADER;
 
-/// The header that carries a message's idempotency key to the relay.
-pub const IDEMPOTENCY_HEADER: &str = "X-Idempotency-Key";
-
-/// The `X-Idempotency-Key` header.
-#[derive(Clone, Debug)]
-pub struct IdempotencyKey(pub String);
-
-impl Header for IdempotencyKey {
-    fn name() -> HeaderName {
-        HeaderName::new_from_ascii_str(IDEMPOTENCY_HEADER)
-    }
-
-    fn parse(text: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(IdempotencyKey(text.trim().to_owned()))
-    }
-
-    fn display(&self) -> HeaderValue {
-        HeaderValue::new(Self::name(), self.0.clone())
-    }
-}
+/// The sender of every message.
+pub const FROM_ADDRESS: &str = "news@example.com";
 
 /// One message to send: whom to, and the key that makes sending it idempotent.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,26 +54,40 @@ impl CampaignJob {
         })
     }
 
-    /// The personalized message, carrying the job's idempotency key.
-    pub fn render(&self) -> Result<Message, String> {
+    /// The personalized message (headers, a blank line, the body), carrying the job's
+    /// idempotency key.
+    pub fn render(&self) -> Result<String, String> {
         let s = &self.subscriber;
+        let plain = |text: &str| !text.is_empty() && text.chars().all(|c| c.is_ascii_graphic());
+        if !plain(&s.email) || !s.email.contains('@') || s.email.contains(['<', '>', '"']) {
+            return Err(format!("{:?}: not an address", s.email));
+        }
+        let name = format!("{} {}", s.first_name, s.last_name);
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-')
+        {
+            return Err(format!("{name:?}: a name needs quoting"));
+        }
+        if !plain(&self.key) {
+            return Err(format!("{:?}: not a header value", self.key));
+        }
         let body = personalize(TEMPLATE, s)?;
         let digest = content_digest(body.as_bytes());
-        let from: Mailbox = "uberpool news <news@example.com>"
-            .parse()
-            .map_err(|e| format!("sender: {e}"))?;
-        let to = Mailbox::new(
-            Some(format!("{} {}", s.first_name, s.last_name)),
-            s.email.parse().map_err(|e| format!("{}: {e}", s.email))?,
-        );
-        Message::builder()
-            .from(from)
-            .to(to)
-            .subject(format!("News for {}", s.city))
-            .message_id(Some(format!("<{digest:016x}.{}@example.com>", s.id)))
-            .header(ContentType::TEXT_PLAIN)
-            .header(IdempotencyKey(self.key.clone()))
-            .body(body)
-            .map_err(|e| format!("{}: {e}", s.email))
+        Ok(format!(
+            "From: uberpool news <{FROM_ADDRESS}>\r\n\
+             To: {name} <{email}>\r\n\
+             Subject: News for {city}\r\n\
+             Message-ID: <{digest:016x}.{id}@example.com>\r\n\
+             {IDEMPOTENCY_HEADER}: {key}\r\n\
+             MIME-Version: 1.0\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\
+             \r\n\
+             {body}",
+            email = s.email,
+            city = s.city,
+            id = s.id,
+            key = self.key,
+        ))
     }
 }

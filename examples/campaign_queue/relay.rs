@@ -6,7 +6,7 @@
 
 use std::io;
 
-use crate::email::relay::Relay;
+use crate::email::relay::{Relay, RelayOptions};
 
 pub struct DemoRelay {
     relay: Relay,
@@ -16,18 +16,21 @@ pub struct DemoRelay {
 pub struct Verdict {
     /// Messages the relay accepted.
     pub sent: u64,
-    /// Messages the relay dropped for a repeated idempotency key, when it counts them.
-    pub duplicates_dropped: Option<u64>,
+    /// Messages the relay dropped for a repeated idempotency key.
+    pub duplicates_dropped: u64,
     /// `Ok`, or what differs from "every recipient exactly once".
     pub exactly_once: Result<(), String>,
 }
 
 impl DemoRelay {
-    /// A relay on loopback serving up to `sessions` SMTP sessions at once, refusing
-    /// `refuse_first_percent` % of recipients once with `450` (so retries happen).
-    pub fn start(sessions: u32, refuse_first_percent: u32) -> io::Result<DemoRelay> {
+    /// A relay on loopback refusing `refuse_first_percent` % of recipients once with `450`
+    /// (so retries happen).
+    pub fn start(refuse_first_percent: u32) -> io::Result<DemoRelay> {
         Ok(DemoRelay {
-            relay: Relay::start(sessions, refuse_first_percent)?,
+            relay: Relay::start(RelayOptions {
+                refuse_first_percent,
+                capacity: None,
+            })?,
         })
     }
 
@@ -46,9 +49,7 @@ impl DemoRelay {
         let log = self.relay.log();
         Verdict {
             sent: log.messages,
-            // The relay on this branch accepts repeats as new messages (the exactly-once check
-            // then reports them); the deduplicating relay counts them in `log.duplicates`.
-            duplicates_dropped: None,
+            duplicates_dropped: log.duplicates,
             exactly_once: log.verify_exactly_once(recipients),
         }
     }

@@ -7,13 +7,14 @@ use std::io::BufRead;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use lettre::transport::smtp::PoolConfig;
-use lettre::{SmtpTransport, Transport};
+use std::net::ToSocketAddrs;
+
 use uberpool::queue::{ConsumerMetrics, Delivery, Outcome};
 use uberpool::{SchedulerConfig, SchedulerService, TaskClass};
 
+use crate::email::client::{Mailer, SendError};
 use crate::engine::{ConsumerSettings, Engine};
-use crate::job::CampaignJob;
+use crate::job::{CampaignJob, FROM_ADDRESS};
 
 /// What `worker` was asked to do.
 #[derive(Clone, Debug)]
@@ -36,7 +37,7 @@ pub struct WorkerOptions {
 
 /// Sends one job's message: `Done` once the relay accepted it, `Retry` on a transient refusal
 /// or a connection problem, `Fail` on a permanent refusal or a job that cannot be read.
-pub fn send(transport: &SmtpTransport, delivery: &Delivery) -> Outcome {
+pub fn send(mailer: &Mailer, delivery: &Delivery) -> Outcome {
     let job = match CampaignJob::decode(delivery.body()) {
         Ok(job) => job,
         Err(error) => return Outcome::fail(error),
@@ -45,9 +46,11 @@ pub fn send(transport: &SmtpTransport, delivery: &Delivery) -> Outcome {
         Ok(message) => message,
         Err(error) => return Outcome::fail(error),
     };
-    match transport.send(&message) {
-        Ok(_) => Outcome::Done,
-        Err(error) if error.is_permanent() => Outcome::fail(error.to_string()),
+    match mailer.send(FROM_ADDRESS, &job.subscriber.email, &message) {
+        Ok(()) => Outcome::Done,
+        Err(error @ SendError::Refused { .. }) if !error.is_transient() => {
+            Outcome::fail(error.to_string())
+        }
         Err(error) => Outcome::retry(error.to_string()),
     }
 }
@@ -69,15 +72,13 @@ pub fn run(options: WorkerOptions) -> Result<(), Box<dyn Error>> {
         view = view.rate_limit(rate, Duration::from_secs(1));
     }
     let smtp = service.scheduler_with(TaskClass::Io, view)?;
-    let (host, port) = options
+    let relay = options
         .smtp
-        .rsplit_once(':')
-        .ok_or_else(|| format!("--smtp {:?}: HOST:PORT", options.smtp))?;
-    let transport = SmtpTransport::builder_dangerous(host)
-        .port(port.parse()?)
-        .timeout(Some(Duration::from_secs(30)))
-        .pool_config(PoolConfig::new().max_size(u32::try_from(options.smtp_connections)?))
-        .build();
+        .to_socket_addrs()
+        .map_err(|e| format!("--smtp {:?}: {e}", options.smtp))?
+        .next()
+        .ok_or_else(|| format!("--smtp {:?}: no address", options.smtp))?;
+    let mailer = Mailer::new(relay, options.smtp_connections, Duration::from_secs(30));
     let settings = ConsumerSettings {
         name: options.name.clone(),
         prefetch: options.prefetch,
@@ -88,7 +89,7 @@ pub fn run(options: WorkerOptions) -> Result<(), Box<dyn Error>> {
         options
             .engine
             .start_consumer(&options.queue, &settings, &smtp, move |delivery| {
-                send(&transport, delivery)
+                send(&mailer, delivery)
             })?;
     eprintln!(
         "worker {}: consuming {} from {}, sending to {} over at most {} SMTP sessions",
