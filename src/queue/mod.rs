@@ -1,7 +1,8 @@
 //! Durable job queues across processes: work kept in a queue engine outside the process, and
 //! every process a capacity-aware [`Consumer`] of it. Behind cargo features: `queue` for the
 //! consumer and the [`Backend`] interface, `beanstalkd` for the [`beanstalkd`] client and
-//! backend (it enables `queue`).
+//! backend, `redis` for the Redis Streams backend (`redis`, single server or cluster); both
+//! enable `queue`.
 //!
 //! # The model
 //!
@@ -69,6 +70,8 @@ mod backend;
 pub mod beanstalkd;
 mod consumer;
 mod delivery;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 pub use backend::{Backend, Exchange, JobId, Reserved, Settle, Settled, Settlement};
 pub use consumer::{Consumer, ConsumerBuilder, ConsumerError, ConsumerMetrics, ConsumerReport};
