@@ -261,6 +261,26 @@ impl RedisBackend {
         queue::stats(&mut self.link, &self.opened)
     }
 
+    /// Trims every shard now (the consumer does so every 10 s on the shards it reads): removes
+    /// acknowledged entries below the oldest entry still pending or undelivered in any group,
+    /// whole stream nodes at a time (`MINID ~`). Returns the entries removed.
+    pub fn trim(&mut self) -> Result<u64, Error> {
+        let commands: Vec<(u16, Cmd)> = self
+            .opened
+            .shards
+            .iter()
+            .map(|s| (s.slot, eval(scripts::TRIM, &[&s.stream], &[])))
+            .collect();
+        let mut removed = 0;
+        for value in self.link.round(&commands, None)? {
+            if let Value::ServerError(error) = &value {
+                return Err(server_error("the trim script", error));
+            }
+            removed += reply::count(&value).map_err(|e| self.confused("the trim script", e))?;
+        }
+        Ok(removed)
+    }
+
     fn shard(&self, index: u16) -> Option<&ShardKeys> {
         self.opened.shards.get(usize::from(index))
     }
