@@ -268,31 +268,33 @@ fn a_dead_consumers_entries_are_claimed_after_the_lease_with_their_deliveries_co
     let Some(server) = RedisServer::start() else {
         return;
     };
-    let queue = RedisQueue::new(&queue_name("claim"));
+    let queue = RedisQueue::new(&queue_name("claim")).shards(3);
     let mut producer = Producer::connect(&server.url(), &queue).unwrap();
-    put_jobs(&mut producer, 5);
+    put_jobs(&mut producer, 6);
     let lease = Duration::from_millis(300);
     let mut dead = RedisBackend::builder(&server.url(), &queue)
         .consumer_name("dies")
         .lease(lease)
         .connect()
         .unwrap();
-    let taken = dead.exchange(&[], 5, Duration::ZERO).unwrap().reserved;
-    assert_eq!(taken.len(), 5);
+    let taken = dead.exchange(&[], 6, Duration::ZERO).unwrap().reserved;
+    assert_eq!(taken.len(), 6);
     assert!(taken.iter().all(|r| r.deliveries == 1));
-    drop(dead); // holds its 5 entries pending, never to settle them
+    drop(dead); // holds its 6 entries (2 per shard) pending, never to settle them
     let mut heir = RedisBackend::builder(&server.url(), &queue)
         .consumer_name("heir")
         .lease(lease)
         .connect()
         .unwrap();
     let mut claimed = Vec::new();
-    wait_until("the heir to claim the five entries", || {
-        let exchange = heir.exchange(&[], 5, Duration::from_millis(50)).unwrap();
+    // One at a time, as a consumer with one free slot asks: the claim passes must still
+    // reach every shard.
+    wait_until("the heir to claim the six entries", || {
+        let exchange = heir.exchange(&[], 1, Duration::from_millis(50)).unwrap();
         claimed.extend(exchange.reserved);
-        claimed.len() >= 5
+        claimed.len() >= 6
     });
-    assert_eq!(claimed.len(), 5);
+    assert_eq!(claimed.len(), 6);
     assert!(claimed.iter().all(|r| r.deliveries == 2), "{claimed:?}");
     let mut bodies: Vec<String> = claimed
         .iter()
@@ -301,7 +303,7 @@ fn a_dead_consumers_entries_are_claimed_after_the_lease_with_their_deliveries_co
     bodies.sort();
     assert_eq!(
         bodies,
-        (0..5).map(|i| format!("job-{i}")).collect::<Vec<_>>()
+        (0..6).map(|i| format!("job-{i}")).collect::<Vec<_>>()
     );
     let acks: Vec<Settlement> = claimed
         .iter()

@@ -93,6 +93,7 @@ impl RedisBackendBuilder {
             owned: Vec::new(),
             members: 0,
             rotate: 0,
+            claim_rotate: 0,
             held: HashSet::new(),
             cursors: HashMap::new(),
             next_heartbeat: now,
@@ -177,6 +178,8 @@ pub struct RedisBackend {
     members: usize,
     /// Where the next share of reads starts among `owned`.
     rotate: usize,
+    /// Where the next claim pass starts among `owned`.
+    claim_rotate: usize,
     /// Entries handed to the consumer and not yet settled: a claim that finds one of them
     /// (its lease ran out here) only renews it, never hands it over twice.
     held: HashSet<(u16, String)>,
@@ -659,7 +662,11 @@ impl Backend for RedisBackend {
         let claim_due = max > 0 && now >= self.next_claim;
         if claim_due {
             self.next_claim = now + (self.lease / 4).max(Duration::from_millis(25));
-            for (index, count) in shares(&self.owned, max, self.rotate) {
+            // Claims rotate over the shards on their own count: tied to the reads' rotation,
+            // a claim pass every other exchange would always land on the same shards.
+            let plan = shares(&self.owned, max, self.claim_rotate);
+            self.claim_rotate = self.claim_rotate.wrapping_add(plan.len());
+            for (index, count) in plan {
                 if let Some(shard) = self.shard(index) {
                     commands.push((shard.slot, self.claim_cmd(shard, count)));
                     purposes.push(Purpose::Claim(index));
