@@ -2,27 +2,38 @@
 //! a worker dies, and every recipient gets exactly one message.
 //!
 //! ```text
-//! campaign_queue enqueue --beanstalkd ADDR --recipients N [--tube T]
-//! campaign_queue worker  --beanstalkd ADDR --smtp ADDR [--tube T] [--name W]
+//! campaign_queue enqueue ENGINE --recipients N [--tube T]
+//! campaign_queue worker  ENGINE --smtp ADDR [--tube T] [--name W]
 //!                        [--smtp-connections N] [--rate PER_SECOND] [--prefetch N]
-//!                        [--report-ms MS] [--stop-on-eof]
-//! campaign_queue demo    --recipients N --workers W [--kill-one] [--beanstalkd ADDR]
+//!                        [--lease-ms MS] [--report-ms MS] [--stop-on-eof]
+//! campaign_queue demo    --recipients N --workers W [--kill-one] [ENGINE]
 //!                        [--smtp-connections N] [--prefetch N] [--refuse-first-percent P]
+//!
+//! ENGINE: [--backend beanstalkd] --beanstalkd HOST:PORT
+//!       | --backend redis --redis URL[,URL…]      (several URLs: seeds of one cluster)
 //! ```
 //!
 //! `enqueue` puts one job per recipient (its body carries the recipient and an idempotency key).
 //! `worker` consumes the queue with a capacity-aware consumer and sends each message through a
 //! throttled IO view holding the relay's connection limit; it runs until killed, or until its
 //! stdin closes with `--stop-on-eof` (then it drains gracefully). `demo` does it all on this
-//! machine: its own beanstalkd on a free loopback port unless `--beanstalkd` is given, the
-//! embedded SMTP relay, the jobs, W worker processes of this binary, one killed with SIGKILL
-//! mid-campaign and replaced (`--kill-one`), and the checks at the relay. Exit status 1 when a
-//! recipient did not get exactly one message or the queue did not drain.
+//! machine: its own engine on free loopback ports unless an address is given (a beanstalkd, or
+//! a three-master Redis Cluster made with `redis-server --cluster-enabled yes` and `redis-cli
+//! --cluster create`), the embedded SMTP relay, the jobs, W worker processes of this binary, one
+//! killed with SIGKILL mid-campaign and replaced (`--kill-one`), and the checks at the relay.
+//! Exit status 1 when a recipient did not get exactly one message or the queue did not drain.
 //!
-//! Engines: `--backend beanstalkd` (the default, and the only one in this build).
+//! Engines, each with its cargo feature: `--backend beanstalkd` (the default when built) and
+//! `--backend redis`. The job handling (`worker.rs`) is the same for both.
 //!
 //! Run: `cargo run --release --features beanstalkd --example campaign_queue -- demo
-//! --recipients 5000 --workers 3 --kill-one`.
+//! --recipients 5000 --workers 3 --kill-one`, or with `--features redis` and
+//! `--backend redis`.
+
+#[cfg(not(any(feature = "beanstalkd", feature = "redis")))]
+compile_error!(
+    "campaign_queue needs an engine: build it with --features beanstalkd or --features redis"
+);
 
 #[path = "email/mod.rs"]
 mod email;
@@ -33,8 +44,12 @@ mod demo;
 mod engine;
 #[path = "campaign_queue/job.rs"]
 mod job;
+#[cfg(feature = "redis")]
+#[path = "campaign_queue/redis_server.rs"]
+mod redis_server;
 #[path = "campaign_queue/relay.rs"]
 mod relay;
+#[cfg(feature = "beanstalkd")]
 #[path = "campaign_queue/server.rs"]
 mod server;
 #[path = "campaign_queue/worker.rs"]
@@ -49,12 +64,16 @@ use engine::Engine;
 use job::CampaignJob;
 
 const USAGE: &str = "usage:
-  campaign_queue enqueue --beanstalkd ADDR --recipients N [--tube T]
-  campaign_queue worker  --beanstalkd ADDR --smtp ADDR [--tube T] [--name W] [--smtp-connections N]
-                         [--rate PER_SECOND] [--prefetch N] [--report-ms MS] [--stop-on-eof]
-  campaign_queue demo    --recipients N --workers W [--kill-one] [--beanstalkd ADDR]
+  campaign_queue enqueue ENGINE --recipients N [--tube T]
+  campaign_queue worker  ENGINE --smtp ADDR [--tube T] [--name W] [--smtp-connections N]
+                         [--rate PER_SECOND] [--prefetch N] [--lease-ms MS] [--report-ms MS]
+                         [--stop-on-eof]
+  campaign_queue demo    --recipients N --workers W [--kill-one] [ENGINE]
                          [--smtp-connections N] [--prefetch N] [--refuse-first-percent P]
-  (every command also takes --backend beanstalkd, the default)";
+                         [--lease-ms MS]
+  ENGINE: [--backend beanstalkd] --beanstalkd HOST:PORT
+        | --backend redis --redis URL[,URL...]   (several URLs: seeds of one cluster)
+  (--queue is another name for --tube)";
 
 /// The options after the subcommand: `--flag value` pairs and bare flags.
 struct Args {
@@ -108,9 +127,38 @@ impl Args {
         }
     }
 
-    fn engine(&mut self) -> Result<Engine, String> {
+    /// The engine named by `--backend` and its address option, if the address is given.
+    fn engine_if_given(&mut self) -> Result<(String, Option<Engine>), String> {
         let backend = self.text("--backend");
-        Engine::choose(backend.as_deref(), self.text("--beanstalkd"))
+        let engine = Engine::choose(
+            backend.as_deref(),
+            self.text("--beanstalkd"),
+            self.text("--redis"),
+        )?;
+        let name = backend.unwrap_or_else(|| {
+            if cfg!(feature = "beanstalkd") {
+                "beanstalkd".to_owned()
+            } else {
+                "redis".to_owned()
+            }
+        });
+        Ok((name, engine))
+    }
+
+    /// The engine, whose address is required.
+    fn engine(&mut self) -> Result<Engine, String> {
+        match self.engine_if_given()? {
+            (_, Some(engine)) => Ok(engine),
+            (name, None) if name == "redis" => Err("--redis URL[,URL...] is required".into()),
+            (name, None) => Err(format!("--{name} HOST:PORT is required")),
+        }
+    }
+
+    /// The queue's name: `--tube` or `--queue` (default `campaign`).
+    fn queue(&mut self) -> String {
+        let tube = self.text("--tube");
+        let queue = self.text("--queue");
+        tube.or(queue).unwrap_or_else(|| "campaign".to_owned())
     }
 }
 
@@ -136,7 +184,7 @@ fn main() -> ExitCode {
 fn enqueue(mut args: Args) -> Result<bool, String> {
     let engine = args.engine()?;
     let recipients: usize = args.number("--recipients", 1_000)?;
-    let tube = args.text("--tube").unwrap_or_else(|| "campaign".to_owned());
+    let tube = args.queue();
     args.finish()?;
     let run = || -> Result<(), Box<dyn std::error::Error>> {
         let store = SubscriberStore::generate(recipients)?;
@@ -160,7 +208,7 @@ fn enqueue(mut args: Args) -> Result<bool, String> {
 fn worker(mut args: Args) -> Result<bool, String> {
     let options = worker::WorkerOptions {
         engine: args.engine()?,
-        queue: args.text("--tube").unwrap_or_else(|| "campaign".to_owned()),
+        queue: args.queue(),
         smtp: args.text("--smtp").ok_or("--smtp HOST:PORT is required")?,
         name: args
             .text("--name")
@@ -172,6 +220,7 @@ fn worker(mut args: Args) -> Result<bool, String> {
             .transpose()
             .map_err(|e| format!("--rate: {e}"))?,
         prefetch: args.number("--prefetch", 2)?,
+        lease: Duration::from_millis(args.number("--lease-ms", 30_000u64)?.max(100)),
         report_every: args
             .text("--report-ms")
             .map(|ms| ms.parse().map(Duration::from_millis))
@@ -186,21 +235,16 @@ fn worker(mut args: Args) -> Result<bool, String> {
 }
 
 fn demo(mut args: Args) -> Result<bool, String> {
-    let given = args.text("--beanstalkd");
-    let backend = args.text("--backend");
-    let engine = match given {
-        Some(addr) => Some(Engine::choose(backend.as_deref(), Some(addr))?),
-        None => {
-            // Only beanstalkd can be started by the demo itself.
-            Engine::choose(backend.as_deref(), Some(String::new()))?;
-            None
-        }
-    };
+    let (backend, engine) = args.engine_if_given()?;
     let options = demo::DemoOptions {
         recipients: args.number("--recipients", 5_000)?,
         workers: args.number("--workers", 3usize)?.max(1),
         kill_one: args.flag("--kill-one"),
+        backend,
         engine,
+        // Short, so that the killed worker's jobs come back soon (Redis claims them once
+        // they sit idle this long).
+        lease: Duration::from_millis(args.number("--lease-ms", 3_000u64)?.max(100)),
         smtp_connections: args.number("--smtp-connections", 4usize)?.max(1),
         prefetch: args.number("--prefetch", 2)?,
         refuse_first_percent: args.number("--refuse-first-percent", 2u32)?.min(100),

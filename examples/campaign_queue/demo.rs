@@ -1,7 +1,7 @@
-//! `demo`: the whole campaign on one machine. A beanstalkd (its own, unless given one), the
-//! SMTP relay, the jobs, W worker processes started from this binary, one of them killed with
-//! SIGKILL mid-campaign and replaced (a supervisor's job), then the checks: the queue drained,
-//! every recipient exactly one message at the relay.
+//! `demo`: the whole campaign on one machine. A queue engine (its own beanstalkd or three-node
+//! Redis Cluster, unless given one), the SMTP relay, the jobs, W worker processes started from
+//! this binary, one of them killed with SIGKILL mid-campaign and replaced (a supervisor's job),
+//! then the checks: the queue drained, every recipient exactly one message at the relay.
 
 use std::collections::BTreeMap;
 use std::error::Error;
@@ -13,7 +13,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::email::campaign::SubscriberStore;
 use crate::engine::{Backlog, Engine};
 use crate::job::CampaignJob;
+#[cfg(feature = "redis")]
+use crate::redis_server::LocalRedisCluster;
 use crate::relay::DemoRelay;
+#[cfg(feature = "beanstalkd")]
 use crate::server::LocalBeanstalkd;
 
 /// What `demo` was asked to do.
@@ -22,8 +25,12 @@ pub struct DemoOptions {
     pub recipients: usize,
     pub workers: usize,
     pub kill_one: bool,
+    /// The engine to start when none is given: `beanstalkd` or `redis`.
+    pub backend: String,
     /// A running engine to use instead of starting one.
     pub engine: Option<Engine>,
+    /// How long a job stays a worker's without an extension (Redis).
+    pub lease: Duration,
     pub smtp_connections: usize,
     pub prefetch: usize,
     pub refuse_first_percent: u32,
@@ -136,25 +143,14 @@ impl Drop for Fleet {
 /// Runs the demo; `Ok(false)` when a recipient did not get exactly one message or the queue
 /// did not drain.
 pub fn run(options: DemoOptions) -> Result<bool, Box<dyn Error>> {
-    let mut local = None;
+    // The engine's own server, stopped when dropped (at the end of the demo).
+    let mut local: Option<Box<dyn std::any::Any>> = None;
     let engine = match options.engine.clone() {
         Some(engine) => {
             println!("using {}", engine.describe());
             engine
         }
-        None => {
-            let server = LocalBeanstalkd::start()?;
-            println!(
-                "started beanstalkd on {} (binlog in {}); pass --beanstalkd HOST:PORT to use a running server",
-                server.addr,
-                server.binlog.display()
-            );
-            let engine = Engine::Beanstalkd {
-                addr: server.addr.clone(),
-            };
-            local = Some(server);
-            engine
-        }
+        None => start_engine(&options.backend, &mut local)?,
     };
     let stamp = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let queue = format!("campaign-{}-{stamp}", std::process::id());
@@ -192,6 +188,8 @@ pub fn run(options: DemoOptions) -> Result<bool, Box<dyn Error>> {
         options.smtp_connections.to_string(),
         "--prefetch".into(),
         options.prefetch.to_string(),
+        "--lease-ms".into(),
+        options.lease.as_millis().to_string(),
     ]);
     let mut fleet = Fleet {
         worker_args,
@@ -207,7 +205,7 @@ pub fn run(options: DemoOptions) -> Result<bool, Box<dyn Error>> {
         options.workers, options.smtp_connections
     );
 
-    let mut monitor = engine.monitor()?;
+    let mut monitor = engine.monitor(&queue)?;
     let kill_at = (options.recipients as u64 / 3).max(1);
     let mut killed = None;
     let mut last_print = Instant::now();
@@ -250,12 +248,58 @@ pub fn run(options: DemoOptions) -> Result<bool, Box<dyn Error>> {
     let verdict = relay.verdict(addresses.iter().map(String::as_str));
     let end = monitor.backlog(&queue)?;
     drop(local);
-    Ok(summary(&options, &verdict, &fleet, wall, end, backlog))
+    Ok(summary(
+        &options, &engine, &verdict, &fleet, wall, end, backlog,
+    ))
+}
+
+/// Starts the demo's own server for `backend`; it lives in `local` until the demo ends.
+fn start_engine(
+    backend: &str,
+    local: &mut Option<Box<dyn std::any::Any>>,
+) -> Result<Engine, Box<dyn Error>> {
+    match backend {
+        #[cfg(feature = "beanstalkd")]
+        "beanstalkd" => {
+            let server = LocalBeanstalkd::start()?;
+            println!(
+                "started beanstalkd on {} (binlog in {}); pass --beanstalkd HOST:PORT to use a running server",
+                server.addr,
+                server.binlog.display()
+            );
+            let engine = Engine::Beanstalkd {
+                addr: server.addr.clone(),
+            };
+            *local = Some(Box::new(server));
+            Ok(engine)
+        }
+        #[cfg(feature = "redis")]
+        "redis" => {
+            let cluster = LocalRedisCluster::start()?;
+            println!(
+                "started a Redis Cluster of 3 masters on {} (append-only files in {}); pass --redis URL[,URL…] to use a running one",
+                cluster.urls(),
+                cluster.dir.display()
+            );
+            let engine = Engine::Redis {
+                urls: cluster.urls(),
+            };
+            *local = Some(Box::new(cluster));
+            Ok(engine)
+        }
+        other => Err(format!(
+            "--backend {other:?}: this build knows {}",
+            crate::engine::built_in()
+        )
+        .into()),
+    }
 }
 
 /// Prints the summary; `true` when every check passed.
+#[allow(clippy::too_many_arguments)]
 fn summary(
     options: &DemoOptions,
+    engine: &Engine,
     verdict: &crate::relay::Verdict,
     fleet: &Fleet,
     wall: Duration,
@@ -300,7 +344,7 @@ fn summary(
         println!("NOT drained: the queue still holds {end:?}");
         ok = false;
     } else {
-        println!("queue empty: no ready, reserved, delayed or buried job");
+        println!("queue empty: {}", engine.empty_means());
     }
     if drained.buried > 0 {
         println!(

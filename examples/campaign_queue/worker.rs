@@ -29,6 +29,8 @@ pub struct WorkerOptions {
     /// Messages per second, if the relay limits them.
     pub rate: Option<u32>,
     pub prefetch: usize,
+    /// How long a job stays this worker's without an extension (Redis).
+    pub lease: Duration,
     /// Print a `progress` line this often.
     pub report_every: Option<Duration>,
     /// Stop (gracefully) when stdin closes; otherwise run until killed.
@@ -84,6 +86,7 @@ pub fn run(options: WorkerOptions) -> Result<(), Box<dyn Error>> {
         prefetch: options.prefetch,
         max_attempts: 5,
         grace: Duration::from_secs(30),
+        lease: options.lease,
     };
     let consumer =
         options
