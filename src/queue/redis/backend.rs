@@ -213,13 +213,18 @@ enum Purpose {
     Upkeep,
     Claim(u16),
     Read(u16, usize),
+    Probe(u16),
 }
 
-/// Entries reserved in this exchange, before they are handed over.
+/// Entries reserved in this exchange, before they are handed over, and what the probes found.
 #[derive(Default)]
 struct Taken {
     reserved: Vec<Reserved>,
     keys: Vec<(u16, String)>,
+    /// Shards a probe found with undelivered entries, and how many.
+    ready: Vec<(u16, u64)>,
+    /// Shards a probe found with entries idle past the lease.
+    claimable: Vec<u16>,
 }
 
 impl RedisBackend {
@@ -462,8 +467,8 @@ impl RedisBackend {
         }
     }
 
-    /// Reads the replies of a round into `exchange` and `taken`; `full` collects shards whose
-    /// read returned all it asked for (they may have more).
+    /// Reads the replies of a round into `exchange` and `taken`; `empty` collects shards whose
+    /// read returned fewer entries than it asked for (they have no more now).
     fn absorb(
         &mut self,
         settlements: &[Settlement],
@@ -471,7 +476,7 @@ impl RedisBackend {
         replies: Vec<Value>,
         exchange: &mut Exchange,
         taken: &mut Taken,
-        full: &mut Vec<u16>,
+        empty: &mut Vec<u16>,
     ) -> Result<(), Error> {
         for (purpose, value) in purposes.iter().zip(replies) {
             match *purpose {
@@ -506,6 +511,18 @@ impl RedisBackend {
                         }
                     }
                 }
+                Purpose::Probe(index) => {
+                    if let Some(found) = self.check_read(&value, "the probe script")? {
+                        let (ready, claimable) = reply::probe(&found)
+                            .map_err(|e| self.confused("the probe script", e))?;
+                        if ready > 0 {
+                            taken.ready.push((index, ready));
+                        }
+                        if claimable {
+                            taken.claimable.push(index);
+                        }
+                    }
+                }
                 Purpose::Read(index, count) => {
                     if let Some(read) = self.check_read(&value, "XREADGROUP")? {
                         let streams =
@@ -518,8 +535,8 @@ impl RedisBackend {
                                 self.take(index, entry, deliveries, taken);
                             }
                         }
-                        if got >= count {
-                            full.push(index);
+                        if got < count {
+                            empty.push(index);
                         }
                     }
                 }
@@ -583,13 +600,13 @@ impl RedisBackend {
         block: Option<Duration>,
         exchange: &mut Exchange,
         taken: &mut Taken,
-        full: &mut Vec<u16>,
+        empty: &mut Vec<u16>,
     ) -> Result<(), Error> {
         if commands.is_empty() {
             return Ok(());
         }
         let replies = self.link.round(commands, block)?;
-        self.absorb(settlements, purposes, replies, exchange, taken, full)
+        self.absorb(settlements, purposes, replies, exchange, taken, empty)
     }
 
     /// The rounds after the first: their failure leaves what the first round took standing
@@ -602,11 +619,86 @@ impl RedisBackend {
         block: Option<Duration>,
         exchange: &mut Exchange,
         taken: &mut Taken,
-        full: &mut Vec<u16>,
-    ) {
-        if let Err(error) = self.run_round(&[], commands, purposes, block, exchange, taken, full) {
-            tracing::warn!(consumer = %self.consumer, %error, "a Redis read failed; its entries come back after the lease");
+        empty: &mut Vec<u16>,
+    ) -> bool {
+        match self.run_round(&[], commands, purposes, block, exchange, taken, empty) {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(consumer = %self.consumer, %error, "a Redis read failed; its entries come back after the lease");
+                false
+            }
         }
+    }
+
+    fn probe_cmd(&self, shard: &ShardKeys, claims: bool) -> Cmd {
+        let idle = if claims {
+            self.lease.as_millis().to_string()
+        } else {
+            String::new()
+        };
+        eval(
+            scripts::PROBE,
+            &[&shard.stream],
+            &[self.queue.group_name().as_bytes(), idle.as_bytes()],
+        )
+    }
+
+    /// Claims up to `max` entries idle past the lease from the shards the probes found them
+    /// in, the budget shared among those shards.
+    fn claim(&mut self, max: usize, exchange: &mut Exchange, taken: &mut Taken) {
+        let claimable = std::mem::take(&mut taken.claimable);
+        let (mut commands, mut purposes) = (Vec::new(), Vec::new());
+        let plan = shares(&claimable, max, self.claim_rotate);
+        self.claim_rotate = self.claim_rotate.wrapping_add(1);
+        for (index, count) in plan {
+            if let Some(shard) = self.shard(index) {
+                commands.push((shard.slot, self.claim_cmd(shard, count)));
+                purposes.push(Purpose::Claim(index));
+            }
+        }
+        let mut empty = Vec::new();
+        self.later_round(&commands, &purposes, None, exchange, taken, &mut empty);
+    }
+
+    /// Reads what is left of `max` from shards known to have entries: a probe of every shard
+    /// (one round), then reads from this consumer's shards that have entries or, when none
+    /// has, from other consumers' (the group hands each entry to one consumer, so helping is
+    /// safe; it drains a dead consumer's shards before the split moves on).
+    fn fill(&mut self, max: usize, exchange: &mut Exchange, taken: &mut Taken) {
+        if taken.reserved.len() >= max {
+            return;
+        }
+        let (mut commands, mut purposes) = (Vec::new(), Vec::new());
+        for shard in &self.opened.shards {
+            commands.push((shard.slot, self.probe_cmd(shard, false)));
+            purposes.push(Purpose::Probe(shard.index));
+        }
+        taken.ready.clear();
+        let mut empty = Vec::new();
+        if !self.later_round(&commands, &purposes, None, exchange, taken, &mut empty) {
+            return;
+        }
+        let ready = std::mem::take(&mut taken.ready);
+        let mine: Vec<u16> = ready
+            .iter()
+            .map(|&(k, _)| k)
+            .filter(|k| self.owned.contains(k))
+            .collect();
+        let targets: Vec<u16> = if mine.is_empty() {
+            ready.iter().map(|&(k, _)| k).collect()
+        } else {
+            mine
+        };
+        let left = max - taken.reserved.len();
+        let (mut commands, mut purposes) = (Vec::new(), Vec::new());
+        for (index, count) in shares(&targets, left, self.rotate) {
+            if let Some(shard) = self.shard(index) {
+                commands.push((shard.slot, self.read_cmd(shard, count, None)));
+                purposes.push(Purpose::Read(index, count));
+            }
+        }
+        self.rotate = self.rotate.wrapping_add(1);
+        self.later_round(&commands, &purposes, None, exchange, taken, &mut empty);
     }
 }
 
@@ -662,21 +754,19 @@ impl Backend for RedisBackend {
         let claim_due = max > 0 && now >= self.next_claim;
         if claim_due {
             self.next_claim = now + (self.lease / 4).max(Duration::from_millis(25));
-            // Claims rotate over the shards on their own count: tied to the reads' rotation,
-            // a claim pass every other exchange would always land on the same shards.
-            let plan = shares(&self.owned, max, self.claim_rotate);
-            self.claim_rotate = self.claim_rotate.wrapping_add(plan.len());
-            for (index, count) in plan {
+            // Every shard this consumer reads is probed for entries idle past the lease; the
+            // claims follow, only where there are some, within the budget.
+            for &index in &self.owned {
                 if let Some(shard) = self.shard(index) {
-                    commands.push((shard.slot, self.claim_cmd(shard, count)));
-                    purposes.push(Purpose::Claim(index));
+                    commands.push((shard.slot, self.probe_cmd(shard, true)));
+                    purposes.push(Purpose::Probe(index));
                 }
             }
         } else {
             self.reads(max, &mut commands, &mut purposes);
         }
         let mut taken = Taken::default();
-        let mut full = Vec::new();
+        let mut empty = Vec::new();
         self.run_round(
             settlements,
             &commands,
@@ -684,42 +774,15 @@ impl Backend for RedisBackend {
             None,
             &mut exchange,
             &mut taken,
-            &mut full,
+            &mut empty,
         )?;
-
-        // Claims took part of the budget: read the rest.
-        if claim_due && taken.reserved.len() < max {
-            let (mut commands, mut purposes) = (Vec::new(), Vec::new());
-            self.reads(max - taken.reserved.len(), &mut commands, &mut purposes);
-            full.clear();
-            self.later_round(
-                &commands,
-                &purposes,
-                None,
-                &mut exchange,
-                &mut taken,
-                &mut full,
-            );
+        if claim_due && !taken.claimable.is_empty() {
+            self.claim(max, &mut exchange, &mut taken);
         }
-        // Some shards had fewer than their share and others may have more: ask those.
-        if taken.reserved.len() < max && !full.is_empty() && full.len() < self.owned.len() {
-            let rest = max - taken.reserved.len();
-            let (mut commands, mut purposes) = (Vec::new(), Vec::new());
-            for (index, count) in shares(&full, rest, 0) {
-                if let Some(shard) = self.shard(index) {
-                    commands.push((shard.slot, self.read_cmd(shard, count, None)));
-                    purposes.push(Purpose::Read(index, count));
-                }
-            }
-            let mut ignored = Vec::new();
-            self.later_round(
-                &commands,
-                &purposes,
-                None,
-                &mut exchange,
-                &mut taken,
-                &mut ignored,
-            );
+        // Claims took part of the budget, or some shards had fewer than their share: read the
+        // rest from the shards that have more.
+        if max > 0 {
+            self.fill(max, &mut exchange, &mut taken);
         }
         // Nothing anywhere: wait in Redis on one shard (in turn) for the next entry.
         if taken.reserved.is_empty() && max > 0 && !wait.is_zero() && !self.owned.is_empty() {

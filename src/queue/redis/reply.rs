@@ -322,3 +322,12 @@ pub(crate) fn redirect(code: &str, detail: &str) -> Option<Redirect> {
         _ => None,
     }
 }
+
+/// The probe script's reply: `[ready, claimable]`.
+pub(crate) fn probe(value: &Value) -> ReplyResult<(u64, bool)> {
+    let items = array(value)?;
+    let [ready, claimable] = items else {
+        return Err(format!("a probe of {} items, not 2", items.len()));
+    };
+    Ok((count(ready)?, count(claimable)? > 0))
+}

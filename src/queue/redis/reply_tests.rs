@@ -95,6 +95,7 @@ proptest! {
         let _ = claim_reply(&v);
         let _ = strings(&v);
         let _ = figures(&v);
+        let _ = probe(&v);
         let _ = cluster_slots(&v);
         let _ = dead_letter(0, &v);
     }

@@ -229,3 +229,30 @@ if type(p) ~= 'table' or p.err or #p > 0 then return 0 end
 redis.pcall('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
 return 1
 "#;
+
+/// Probe: KEYS = stream; ARGV = group, min idle ms (or empty). Returns `[ready, claimable]`:
+/// entries not yet delivered to the group (its lag; counted when unknown), and 1 when some
+/// pending entry is idle past the min idle time (0 when not asked). Reads nothing out.
+pub(crate) const PROBE: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0} end
+local groups = redis.pcall('XINFO', 'GROUPS', KEYS[1])
+if type(groups) ~= 'table' or groups.err then return {0, 0} end
+local ready = 0
+for _, g in ipairs(groups) do
+  local f = {}
+  for i = 1, #g - 1, 2 do f[g[i]] = g[i + 1] end
+  if f['name'] == ARGV[1] then
+    local lag = f['lag']
+    if type(lag) ~= 'number' then
+      lag = #redis.call('XRANGE', KEYS[1], '(' .. f['last-delivered-id'], '+', 'COUNT', 100)
+    end
+    ready = lag
+  end
+end
+local claimable = 0
+if ARGV[2] ~= '' then
+  local p = redis.pcall('XPENDING', KEYS[1], ARGV[1], 'IDLE', tonumber(ARGV[2]) or 0, '-', '+', 1)
+  if type(p) == 'table' and not p.err then claimable = #p end
+end
+return {ready, claimable}
+"#;
