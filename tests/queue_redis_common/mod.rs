@@ -123,16 +123,19 @@ pub struct RedisNode {
     pub port: u16,
     dir: TempDir,
     cluster: bool,
+    /// `appendfsync always` instead of `everysec`.
+    fsync_always: bool,
 }
 
 impl RedisNode {
-    fn start(server: &Path, cluster: bool) -> RedisNode {
+    fn start(server: &Path, cluster: bool, fsync_always: bool) -> RedisNode {
         let mut node = RedisNode {
             child: None,
             server: server.to_owned(),
             port: 0,
             dir: TempDir::new("redis"),
             cluster,
+            fsync_always,
         };
         // A probed port can be taken before the server binds it: try a few.
         for _ in 0..5 {
@@ -152,6 +155,14 @@ impl RedisNode {
             .arg("--dir")
             .arg(self.dir.path())
             .args(["--appendonly", "yes", "--save", "", "--daemonize", "no"])
+            .args([
+                "--appendfsync",
+                if self.fsync_always {
+                    "always"
+                } else {
+                    "everysec"
+                },
+            ])
             .args(["--protected-mode", "no", "--loglevel", "warning"])
             .arg("--logfile")
             .arg(self.dir.path().join("log"));
@@ -239,7 +250,7 @@ impl RedisServer {
     pub fn start() -> Option<RedisServer> {
         let (server, _) = binaries()?;
         Some(RedisServer {
-            node: RedisNode::start(&server, false),
+            node: RedisNode::start(&server, false, false),
         })
     }
 
@@ -254,9 +265,19 @@ pub struct RedisCluster {
 }
 
 impl RedisCluster {
+    /// Three masters with `appendfsync everysec` (Redis's default).
     pub fn start() -> Option<RedisCluster> {
+        Self::start_with(false)
+    }
+
+    /// Three masters; with `fsync_always`, `appendfsync always`: every write is in the file
+    /// and synced before its reply. (With `everysec`, a master whose background sync is slow
+    /// holds writes back for up to 2 s while it keeps replying: a SIGKILL then loses them.)
+    pub fn start_with(fsync_always: bool) -> Option<RedisCluster> {
         let (server, cli) = binaries()?;
-        let nodes: Vec<RedisNode> = (0..3).map(|_| RedisNode::start(&server, true)).collect();
+        let nodes: Vec<RedisNode> = (0..3)
+            .map(|_| RedisNode::start(&server, true, fsync_always))
+            .collect();
         let status = Command::new(&cli)
             .args(["--cluster", "create"])
             .args(nodes.iter().map(RedisNode::addr))
@@ -274,10 +295,14 @@ impl RedisCluster {
         Some(cluster)
     }
 
-    /// Waits until every node reports `cluster_state:ok`.
+    /// Waits until every node answers `PING` (done loading its file) and reports
+    /// `cluster_state:ok`.
     pub fn wait_ok(&self) {
         wait_until("the cluster's state to be ok on every node", || {
             self.nodes.iter().all(|node| {
+                if !answers(node.port) {
+                    return false;
+                }
                 let Ok(client) = redis::Client::open(node.url()) else {
                     return false;
                 };

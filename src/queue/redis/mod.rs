@@ -28,11 +28,12 @@
 //!
 //! # Durability
 //!
-//! A job whose `XADD` was acknowledged is in the master's memory and, with `appendonly yes`,
-//! written to its append-only file before the reply: it survives a crash or restart of the
-//! Redis process (the tests kill a cluster node with SIGKILL and restart it). `appendfsync
-//! everysec` (the default) can lose the last second of writes to a power loss; `always` loses
-//! none, at a cost per write. Replication to replicas is asynchronous: a failover can lose
+//! A job whose `XADD` was acknowledged is in the master's memory and, with `appendonly yes` and
+//! `appendfsync always`, in its append-only file, synced, before the reply: it survives a crash
+//! or restart of the Redis process (the tests kill a cluster node with SIGKILL and restart it)
+//! and a power loss. With `appendfsync everysec` (Redis's default), a master whose background
+//! sync is slow holds writes back for up to 2 s while it goes on replying, so even a crash of
+//! the process can lose up to 2 s of acknowledged writes. Replication to replicas is asynchronous: a failover can lose
 //! acknowledged writes that had not reached the replica (`WAIT` narrows the window). Pending
 //! entries survive a consumer's crash in the group's pending list and are claimed by another
 //! consumer after the lease.
