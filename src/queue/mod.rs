@@ -1,6 +1,6 @@
 //! Durable job queues across processes: work kept in a queue engine outside the process, and
 //! every process a capacity-aware [`Consumer`] of it. Behind cargo features: `queue` for the
-//! consumer and the [`Backend`] interface, `beanstalkd` for the [`beanstalkd`] client and
+//! consumer and the [`Backend`] interface, `beanstalkd` for the `beanstalkd` client and
 //! backend, `redis` for the Redis Streams backend (`redis`, single server or cluster); both
 //! enable `queue`.
 //!
@@ -37,7 +37,11 @@
 //!
 //! # Example
 //!
-//! ```no_run
+//! With beanstalkd (the Redis backend is used the same way: see the `redis` module's docs when built
+//! with its feature):
+//!
+#![cfg_attr(feature = "beanstalkd", doc = "```no_run")]
+#![cfg_attr(not(feature = "beanstalkd"), doc = "```ignore")]
 //! use std::time::Duration;
 //! use uberpool::queue::beanstalkd::{BeanstalkdBackend, Producer, PutOptions};
 //! use uberpool::queue::{Consumer, Outcome};
