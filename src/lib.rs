@@ -143,6 +143,8 @@ mod flow;
 mod loom;
 mod policy;
 pub mod pool;
+#[cfg(feature = "queue")]
+pub mod queue;
 mod rejected;
 mod role;
 mod schedule;
