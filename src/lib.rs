@@ -167,7 +167,7 @@ pub use service::{
     PoolMetrics, SchedulerConfig, SchedulerError, SchedulerService, ServiceBuilder, ServiceError,
     ServiceMetrics,
 };
-pub use task::{TaskError, TaskHandle};
+pub use task::{Panic, TaskError, TaskHandle};
 pub use throttle::ThrottleStatus;
 pub use view::{
     LIGHT_BUDGET, current_class, is_current_thread_for_cpu_work, is_current_thread_in_wait_group,

@@ -25,8 +25,8 @@ use crate::dispatch::{Attempt, Patience, Redeliver, offer_or_retry};
 use crate::rejected::{RejectKind, Rejected};
 use crate::scheduler::Scheduler;
 use crate::task::{
-    Completer, Job, Report, RunHooks, RunOutcome, Runnable, TaskError, TaskHandle, drop_contained,
-    drop_payload, panic_message,
+    Completer, Job, Panic, Report, RunHooks, RunOutcome, Runnable, TaskError, TaskHandle,
+    drop_contained,
 };
 use crate::view::TaskScope;
 
@@ -103,10 +103,8 @@ where
                 }
             }
             Err(payload) => {
-                let message = panic_message(&*payload);
-                drop_payload(payload);
                 drop_contained("an async task's future", future);
-                self.complete(Err(TaskError::Panicked(message)), report);
+                self.complete(Err(TaskError::Panicked(Panic::caught(payload))), report);
             }
         }
     }

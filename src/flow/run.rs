@@ -11,9 +11,7 @@ use crate::loom::Ordering;
 use crate::pool::Shared;
 use crate::rejected::RejectKind;
 use crate::role::{ThreadRole, current_role};
-use crate::task::{
-    Completer, Job, Report, RunOutcome, Runnable, TaskError, drop_payload, panic_message,
-};
+use crate::task::{Completer, Job, Panic, Report, RunOutcome, Runnable, TaskError, panic_message};
 use crate::throttle::Throttle;
 use crate::timer::Timer;
 use crate::view::run_as;
@@ -144,10 +142,10 @@ impl<O: Send + 'static> FlowRun<O> {
                         step.class,
                         panic_message(&*payload)
                     );
-                    drop_payload(payload);
                     tracing::warn!(flow = %self.core.name, step = index + 1, "{message}");
                     count_completed(report);
-                    self.done.complete(Err(TaskError::Panicked(message)));
+                    let panic = Panic::with_message(message, payload);
+                    self.done.complete(Err(TaskError::Panicked(panic)));
                     return;
                 }
             }

@@ -32,7 +32,7 @@ use crate::loom::Mutex;
 
 use crate::dispatch::retry_later;
 use crate::scheduler::Scheduler;
-use crate::task::{Completer, TaskError, drop_contained, panic_message};
+use crate::task::{Completer, Panic, TaskError, drop_contained};
 use crate::timer::TimerRefusal;
 use crate::view::TimedEntry;
 
@@ -128,9 +128,12 @@ impl Scheduler {
                     match catch_unwind(AssertUnwindSafe(f)) {
                         Ok(output) => done.complete(Ok(output)),
                         Err(payload) => {
-                            let message = panic_message(&*payload);
-                            done.complete(Err(TaskError::Panicked(message)));
-                            resume_unwind(payload);
+                            // The handle gets the original payload; the pool, which counts
+                            // the panic, gets its message.
+                            let panic = Panic::caught(payload);
+                            let message = panic.message().to_owned();
+                            done.complete(Err(TaskError::Panicked(panic)));
+                            resume_unwind(Box::new(message));
                         }
                     }
                 }

@@ -17,30 +17,19 @@ use std::any::Any;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+mod error;
 mod handle;
 mod raw;
 mod report;
 mod state;
 mod unwind;
 
+pub use error::{Panic, TaskError};
 pub use handle::TaskHandle;
 pub(crate) use raw::Job;
 use raw::{CellRef, TaskCell};
 pub(crate) use report::{Report, Tally};
 pub(crate) use unwind::{contain, drop_contained, drop_payload};
-
-/// Why a task produced no value.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum TaskError {
-    /// The task panicked; the message is the panic payload when it was a string.
-    #[error("task panicked: {0}")]
-    Panicked(String),
-    /// The task was cancelled before it started (by [`TaskHandle::cancel`] or by a shutdown
-    /// whose grace period ended first).
-    #[error("task cancelled before it started")]
-    Cancelled,
-}
 
 /// What happened when the pool took a job.
 #[derive(Debug)]
@@ -224,11 +213,10 @@ where
             RunOutcome::Completed
         }
         Err(payload) => {
-            let message = panic_message(&*payload);
-            drop_payload(payload);
-            let outcome = RunOutcome::Panicked(message.clone());
+            let panic = Panic::caught(payload);
+            let outcome = RunOutcome::Panicked(panic.message().to_owned());
             report::count(report, &outcome);
-            cell.publish(Err(TaskError::Panicked(message)));
+            cell.publish(Err(TaskError::Panicked(panic)));
             outcome
         }
     }
@@ -240,9 +228,9 @@ struct PublishOnUnwind<'a, T>(&'a TaskCell<T>);
 
 impl<T> Drop for PublishOnUnwind<'_, T> {
     fn drop(&mut self) {
-        self.0.publish(Err(TaskError::Panicked(
-            "a panic escaped the task's bookkeeping".to_owned(),
-        )));
+        self.0.publish(Err(TaskError::Panicked(Panic::from(
+            "a panic escaped the task's bookkeeping",
+        ))));
     }
 }
 
