@@ -149,6 +149,7 @@ mod rejected;
 mod role;
 mod schedule;
 mod scheduler;
+mod scoped;
 mod service;
 mod task;
 mod throttle;
@@ -163,6 +164,7 @@ pub use pool::{BuildError, ShutdownReport, ThreadSpawn, shutdown_requested};
 pub use rejected::{RejectKind, Rejected};
 pub use schedule::{MAX_DELAY, ScheduleError, ScheduleErrorKind, ScheduledHandle};
 pub use scheduler::Scheduler;
+pub use scoped::{Scope, ScopedHandle};
 pub use service::{
     PoolMetrics, SchedulerConfig, SchedulerError, SchedulerService, ServiceBuilder, ServiceError,
     ServiceMetrics,

@@ -26,8 +26,8 @@ mod unwind;
 
 pub use error::{Panic, TaskError};
 pub use handle::TaskHandle;
-pub(crate) use raw::Job;
 use raw::{CellRef, TaskCell};
+pub(crate) use raw::{Job, ScopeEraser};
 pub(crate) use report::{Report, Tally};
 pub(crate) use unwind::{contain, drop_contained, drop_payload};
 

@@ -18,6 +18,11 @@
 //!    consumes the job. It is `ManuallyDrop`, so freeing the block never drops it again.
 //! 3. `refs` counts the `Job` (while it exists) and every `CellRef`; the decrement that reaches
 //!    zero (`AcqRel`, so every earlier use of the block happens before) frees the block.
+//! 4. A closure whose borrows were erased by [`ScopeEraser::erase`] is run or dropped before
+//!    [`ScopeEraser::with_scope`] returns: the eraser counts every closure it erased, the count is
+//!    left only after the closure — and everything it captured — is gone, and `with_scope`
+//!    returns only at zero. The eraser is lent only to `with_scope`'s body, for a lifetime the
+//!    body cannot extend, so nothing erased can borrow longer than the call.
 //!
 //! User values met here (the closure dropped unrun, an outcome nobody took) are dropped through
 //! `unwind.rs`, so a panicking `Drop` never unwinds through this module's bookkeeping; a job
@@ -33,11 +38,94 @@ use std::mem::ManuallyDrop;
 use std::ops::Deref;
 use std::ptr::NonNull;
 
-use crate::loom::{AtomicUsize, Condvar, Mutex, Ordering};
+use crate::loom::{Arc, AtomicUsize, Condvar, Mutex, Ordering};
 
 use super::handle::Slot;
 use super::state::State;
 use super::{Report, RunHooks, RunOutcome, Runnable, drop_contained};
+
+/// Lends closures that borrow from a caller's stack to pools, and waits for them (invariant 4).
+///
+/// Only [`with_scope`](Self::with_scope) makes one, and only lends it to its body, for a
+/// lifetime the body cannot extend; every closure [`erase`](Self::erase)d through it is counted
+/// until the closure and everything it captured is gone, run or dropped; `with_scope` returns
+/// only when the count is back at zero, even when the body panics.
+#[derive(Debug)]
+pub(crate) struct ScopeEraser {
+    outstanding: Arc<Outstanding>,
+}
+
+#[derive(Debug, Default)]
+struct Outstanding {
+    count: Mutex<usize>,
+    /// Signalled when `count` reaches zero.
+    zero: Condvar,
+}
+
+/// Leaves the count when dropped; declared after the closure it guards, so it drops after it.
+struct Guarded<F> {
+    work: Option<F>,
+    outstanding: Arc<Outstanding>,
+}
+
+impl<F> Drop for Guarded<F> {
+    fn drop(&mut self) {
+        if let Some(work) = self.work.take() {
+            drop_contained("a scoped task's closure", work);
+        }
+        let mut count = self.outstanding.count.lock();
+        *count -= 1;
+        if *count == 0 {
+            self.outstanding.zero.notify_all();
+        }
+    }
+}
+
+impl ScopeEraser {
+    /// Runs `body` with an eraser and returns its result once every closure erased through the
+    /// eraser has been run or dropped; a panic of `body` comes back as `Err` after that wait.
+    pub(crate) fn with_scope<R>(
+        body: impl for<'s> FnOnce(&'s ScopeEraser) -> R,
+    ) -> std::thread::Result<R> {
+        let eraser = ScopeEraser {
+            outstanding: Arc::new(Outstanding::default()),
+        };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&eraser)));
+        let mut count = eraser.outstanding.count.lock();
+        while *count > 0 {
+            eraser.outstanding.zero.wait(&mut count);
+        }
+        result
+    }
+
+    /// `work`, which borrows for `'s` (no longer than this eraser is lent), as a `'static`
+    /// closure a pool can hold; counted until it and its captures are gone.
+    pub(crate) fn erase<'s, T: 'static>(
+        &'s self,
+        work: impl FnOnce() -> T + Send + 's,
+    ) -> Box<dyn FnOnce() -> T + Send + 'static> {
+        *self.outstanding.count.lock() += 1;
+        let mut guarded = Guarded {
+            work: Some(work),
+            outstanding: self.outstanding.clone(),
+        };
+        let boxed: Box<dyn FnOnce() -> T + Send + 's> = Box::new(move || {
+            let work = guarded.work.take().expect("a guarded closure runs once");
+            work()
+            // `guarded` drops after the closure was consumed: the count is left last.
+        });
+        // SAFETY: invariant 4. The two types differ only in the trait object's lifetime bound
+        // (same layout and vtable). The closure's borrows are valid for `'s`, which ends before
+        // `with_scope` returns (the eraser is only lent to its body); `with_scope` waits until
+        // `Guarded` has dropped the closure and left the count; the value is `'static`.
+        unsafe {
+            std::mem::transmute::<
+                Box<dyn FnOnce() -> T + Send + 's>,
+                Box<dyn FnOnce() -> T + Send + 'static>,
+            >(boxed)
+        }
+    }
+}
 
 /// The first field of every block: how to run, cancel, drop, identify and free it.
 #[repr(C)]
@@ -447,49 +535,9 @@ where
 }
 
 #[cfg(all(test, not(loom)))]
-mod tests {
-    use super::*;
+#[path = "raw_tests.rs"]
+mod tests;
 
-    #[test]
-    fn a_job_is_one_pointer_wide() {
-        assert_eq!(size_of::<Job>(), size_of::<usize>());
-        assert_eq!(size_of::<Option<Job>>(), size_of::<usize>());
-    }
-
-    #[test]
-    fn dropping_an_unrun_job_drops_its_closure_once() {
-        let witness = std::sync::Arc::new(());
-        let held = witness.clone();
-        let job = Job::new(super::super::PlainJob(move || drop(held), ()));
-        assert_eq!(std::sync::Arc::strong_count(&witness), 2);
-        drop(job);
-        assert_eq!(std::sync::Arc::strong_count(&witness), 1);
-
-        let held = witness.clone();
-        let (job, cell) = Job::with_cell(move || drop(held), ());
-        drop(job);
-        assert_eq!(std::sync::Arc::strong_count(&witness), 1);
-        assert!(cell.state.load().is_cancelled() && cell.state.load().is_complete());
-    }
-
-    #[test]
-    fn the_block_outlives_whichever_side_lets_go_first() {
-        let (job, cell) = Job::with_cell(|| String::from("kept"), ());
-        drop(cell);
-        assert!(matches!(job.run(), RunOutcome::Completed));
-
-        let (job, cell) = Job::with_cell(|| String::from("kept"), ());
-        assert!(matches!(job.run(), RunOutcome::Completed));
-        assert_eq!(
-            cell.slot.lock().outcome.take(),
-            Some(Ok(String::from("kept")))
-        );
-    }
-}
-
-/// loom models of the shared block: one party wins QUEUED, the outcome reaches the handle, and
-/// the block is freed once whichever side lets go last. Run with
-/// `RUSTFLAGS="--cfg loom" cargo test --release --lib loom`.
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::super::{HandleJob, RunOutcome, TaskError};
