@@ -243,6 +243,9 @@ fn run(options: Options) -> Result<bool, Box<dyn std::error::Error>> {
         );
     }
     service.shutdown();
+    // The shutdown published the final figures: any scrape from now on reads them.
+    #[cfg(feature = "metrics")]
+    let scrapes_before_the_end = endpoint.as_ref().map_or(0, |e| e.scrapes());
 
     for failure in report.failed.iter().take(20) {
         eprintln!(
@@ -280,16 +283,17 @@ fn run(options: Options) -> Result<bool, Box<dyn std::error::Error>> {
     };
     #[cfg(feature = "metrics")]
     if let Some(endpoint) = endpoint {
-        linger(&endpoint, options.metrics_linger);
+        linger(&endpoint, scrapes_before_the_end, options.metrics_linger);
         endpoint.stop();
     }
     Ok(verified)
 }
 
-/// Keeps serving the final figures (the shutdown published them) until a scrape reads them, for
-/// at most `linger`: a scraper polling every few seconds still sees how the campaign ended.
+/// Keeps serving the final figures (the shutdown published them) until a scrape has read them —
+/// one after the first `seen` — for at most `linger`: a scraper polling every few seconds still
+/// sees how the campaign ended.
 #[cfg(feature = "metrics")]
-fn linger(endpoint: &metrics_endpoint::Endpoint, linger: Duration) {
+fn linger(endpoint: &metrics_endpoint::Endpoint, seen: u64, linger: Duration) {
     if linger.is_zero() {
         return;
     }
@@ -297,7 +301,6 @@ fn linger(endpoint: &metrics_endpoint::Endpoint, linger: Duration) {
         "metrics: serving the final figures until the next scrape (at most {} s)",
         linger.as_secs()
     );
-    let seen = endpoint.scrapes();
     if !endpoint.wait_for_scrape_after(seen, linger) {
         println!("metrics: no scrape came");
     }

@@ -390,13 +390,16 @@ fn schedulers_made_per_call_add_to_one_series() {
     let shutdown = rejected_series("per-call", "uber", "IO", "per-call.io", "shutdown");
     assert_eq!(recorded.counter(&shutdown), Some(500));
     let rejected = recorded.family("uberpool_scheduler_rejected_tasks_total");
-    assert_eq!(rejected.len(), 3, "one series per kind: {rejected:?}");
-    // The throttled schedulers are all gone: no gauge was ever set for them.
-    assert!(
-        recorded
-            .family("uberpool_scheduler_in_flight_tasks")
-            .is_empty()
-    );
+    let of = |scheduler: &str| {
+        let label = format!("scheduler=\"{scheduler}\"");
+        rejected.iter().filter(|s| s.contains(&label)).count()
+    };
+    assert_eq!(of("per-call.io"), 3, "one series per kind: {rejected:?}");
+    // The last throttled view may still be held by its task's bookkeeping as the publish runs:
+    // then its name shows, once, with its zero refusals.
+    assert!(matches!(of("smtp"), 0 | 3), "{rejected:?}");
+    assert_eq!(rejected.len(), 3 + of("smtp"));
+    assert!(recorded.family("uberpool_scheduler_in_flight_tasks").len() <= 1);
 }
 
 #[test]
@@ -424,7 +427,11 @@ fn a_dropped_throttled_schedulers_gauges_fall_to_zero() {
     gate.open();
     join(blocker);
     drop(smtp);
-    metrics::with_local_recorder(&recorded, || svc.publish_metrics_now());
+    // The task's bookkeeping lets go of the view just after its handle resolves.
+    wait_until("the view to be gone", || {
+        metrics::with_local_recorder(&recorded, || svc.publish_metrics_now());
+        recorded.gauge(&series("uberpool_scheduler_concurrency_limit")) == Some(0.0)
+    });
     for name in [
         "uberpool_scheduler_in_flight_tasks",
         "uberpool_scheduler_held_tasks",
@@ -444,14 +451,17 @@ fn a_custom_schedulers_pool_gauges_fall_to_zero_once_it_is_gone() {
         .custom(SchedulerConfig::new().name("relay").max_concurrent_tasks(3))
         .unwrap();
     join(relay.submit(|| ()).unwrap());
+    settle(&svc);
     let recorded = Recorded::default();
     metrics::with_local_recorder(&recorded, || svc.publish_metrics_now());
     let threads = pool_series("uberpool_pool_threads", "customs", "relay");
     assert_eq!(recorded.gauge(&threads), Some(3.0));
     assert!(relay.stop());
     drop(relay);
-    metrics::with_local_recorder(&recorded, || svc.publish_metrics_now());
-    assert_eq!(recorded.gauge(&threads), Some(0.0));
+    wait_until("the custom pool to be gone", || {
+        metrics::with_local_recorder(&recorded, || svc.publish_metrics_now());
+        recorded.gauge(&threads) == Some(0.0)
+    });
     let completed = pool_series("uberpool_pool_completed_tasks_total", "customs", "relay");
     assert_eq!(
         recorded.counter(&completed),

@@ -157,23 +157,10 @@ impl View {
     /// slot; the caller undoes its entry.
     ///
     /// A refusal because the view or its pool is shut down is final whoever offered, and is
-    /// counted for publishing here; `Busy` and `Throttled` refusals are counted when they are
-    /// handed back to a submitter ([`log_refusal`](Self::log_refusal)), since timed work
-    /// offers again after them.
+    /// counted for publishing here (on the refusal branches only); `Busy` and `Throttled`
+    /// refusals are counted when they are handed back to a submitter
+    /// ([`log_refusal`](Self::log_refusal)), since timed work offers again after them.
     pub(crate) fn offer(
-        self: &Arc<Self>,
-        job: Job,
-        patience: Patience,
-    ) -> Result<(), (Job, RejectKind)> {
-        let offered = self.offer_through(job, patience);
-        #[cfg(feature = "metrics")]
-        if let Err((_, RejectKind::Shutdown)) = &offered {
-            self.count_refusal(RejectKind::Shutdown);
-        }
-        offered
-    }
-
-    fn offer_through(
         self: &Arc<Self>,
         job: Job,
         patience: Patience,
@@ -182,7 +169,11 @@ impl View {
             None => job,
             Some(throttle) => match self.pass_gate(throttle, job, patience) {
                 Some(Ok(job)) => job,
-                Some(Err(refused)) => return Err(refused),
+                Some(Err(refused)) => {
+                    #[cfg(feature = "metrics")]
+                    self.count_shutdown_refusal(refused.1);
+                    return Err(refused);
+                }
                 None => return Ok(()),
             },
         };
@@ -194,6 +185,8 @@ impl View {
             }
             Offered::Refused(job, kind) => {
                 self.release_slot();
+                #[cfg(feature = "metrics")]
+                self.count_shutdown_refusal(kind);
                 Err((job, kind))
             }
         }
@@ -358,6 +351,15 @@ impl View {
     #[cfg(feature = "metrics")]
     fn count_refusal(&self, kind: RejectKind) {
         self.refusals.count(kind, || self.key());
+    }
+
+    /// Counts a refusal met by an offer if it is final wherever the offer came from: the view
+    /// or its pool is shut down.
+    #[cfg(feature = "metrics")]
+    fn count_shutdown_refusal(&self, kind: RejectKind) {
+        if kind == RejectKind::Shutdown {
+            self.count_refusal(kind);
+        }
     }
 }
 
