@@ -125,6 +125,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `cron` | yes | [`Scheduler::schedule_cron`] and [`Scheduler::schedule_cron_in`] (the `cron` and `chrono` crates) |
+//! | `metrics` | no | every pool's and scheduler's figures published through the `metrics` facade (`ServiceBuilder::publish_metrics`, `SchedulerService::publish_metrics_now`), for Prometheus and other exporters |
 //!
 //! # More
 //!
@@ -141,6 +142,8 @@ pub mod config;
 mod dispatch;
 mod flow;
 mod loom;
+#[cfg(feature = "metrics")]
+mod observe;
 mod policy;
 pub mod pool;
 #[cfg(feature = "queue")]
@@ -179,3 +182,8 @@ pub use view::{
 /// ([`Scheduler::schedule_cron_in`]), so that the versions match.
 #[cfg(feature = "cron")]
 pub use chrono;
+
+/// The `metrics` facade uberpool publishes through (feature `metrics`), so that a recorder or
+/// exporter can be matched to the same version.
+#[cfg(feature = "metrics")]
+pub use metrics;
