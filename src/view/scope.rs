@@ -103,43 +103,44 @@ pub fn is_current_thread_in_wait_group() -> bool {
 /// that runs the task (or drops it unrun) and never runs user code.
 pub(crate) struct TaskScope {
     view: Arc<View>,
-    started: Option<Instant>,
-    saved: Option<Running>,
 }
 
 impl TaskScope {
     pub(crate) fn new(view: Arc<View>) -> Self {
-        Self {
-            view,
-            started: None,
-            saved: None,
-        }
+        Self { view }
     }
 }
 
+/// What a running task's scope keeps on the running thread's stack: the task context it
+/// replaced, and when a CPU_LIGHT task started (for the overrun check).
+pub(crate) struct ScopeRun {
+    saved: Option<Running>,
+    started: Option<Instant>,
+}
+
 impl RunHooks for TaskScope {
-    fn begin(&mut self) -> bool {
+    type Running = ScopeRun;
+
+    fn begin(&mut self) -> Option<ScopeRun> {
         if !self.view.word.start() {
             // `shutdown_now` discards it: the slot goes back before the task leaves the view,
             // so a view seen idle holds no slot.
             self.view.release_slot();
             self.view.word.leave_queued();
-            return false;
+            return None;
         }
         let running = Running {
             class: self.view.class,
             view: self.view.id,
         };
-        self.saved = CURRENT_TASK.with(|c| c.replace(Some(running)));
-        if self.view.class == TaskClass::CpuLight {
-            self.started = Some(Instant::now());
-        }
-        true
+        let saved = CURRENT_TASK.with(|c| c.replace(Some(running)));
+        let started = (self.view.class == TaskClass::CpuLight).then(Instant::now);
+        Some(ScopeRun { saved, started })
     }
 
-    fn end(&mut self) {
-        CURRENT_TASK.with(|c| c.set(self.saved.take()));
-        if let Some(started) = self.started.take() {
+    fn end(&mut self, run: ScopeRun) {
+        CURRENT_TASK.with(|c| c.set(run.saved));
+        if let Some(started) = run.started {
             let took = started.elapsed();
             if took > LIGHT_BUDGET {
                 self.view
