@@ -73,6 +73,10 @@ fn named_file_that_does_not_exist_is_an_error_naming_it() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "reads the repository's conf file, which Miri's isolation forbids"
+)]
 fn repository_conf_documents_every_key() {
     let text =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scheduler-pools.conf"))
