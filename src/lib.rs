@@ -135,6 +135,7 @@
 #![deny(unsafe_code)] // allowed in one module: src/task/raw.rs
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod adaptive;
 mod async_task;
 mod class;
 pub mod config;
@@ -153,6 +154,7 @@ mod throttle;
 mod timer;
 mod view;
 
+pub use adaptive::{AdaptiveConcurrency, AdaptiveStatus, LimitDecision};
 pub use class::{ParseTaskClassError, TaskClass};
 pub use config::{ConfigError, ConfigWarning, PoolSpec, PoolsConfig, Resources, Strategy};
 pub use dispatch::{MAX_INLINE_DEPTH, PoolKind};
@@ -168,7 +170,8 @@ pub use service::{
 pub use task::{TaskError, TaskHandle};
 pub use throttle::ThrottleStatus;
 pub use view::{
-    LIGHT_BUDGET, current_class, is_current_thread_for_cpu_work, is_current_thread_in_wait_group,
+    LIGHT_BUDGET, current_class, ignore_sample, is_current_thread_for_cpu_work,
+    is_current_thread_in_wait_group, report_overload,
 };
 
 /// The `chrono` crate uberpool's cron scheduling uses for time zones
