@@ -1,4 +1,4 @@
-//! The gate with an adaptive limit (`throttle.rs`): a lowered limit lets the tasks in flight
+//! The gate with an adaptive limit (`throttle/`): a lowered limit lets the tasks in flight
 //! finish and admits none until fewer are in flight; a raised one starts held tasks and wakes
 //! waiting callers; the status shows the limit. Samples carry instants the tests choose.
 

@@ -1,6 +1,6 @@
 //! The adaptive limit itself: a pure state machine fed one sample per finished task, with the
 //! time carried in each sample. It reads no clock, takes no lock and knows nothing of views;
-//! `throttle.rs` owns one under the gate's lock and stamps the samples. The rules and their
+//! `throttle/` owns one under the gate's lock and stamps the samples. The rules and their
 //! invariants are in `README.md` beside this file.
 
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! timer, cancelling what the gate holds when the pool or timer is gone — and the limiter that
 //! keeps a view's warnings to one per interval.
 //!
-//! The gate (`throttle.rs`) only decides; these methods carry its decisions out. A task the gate
+//! The gate (`throttle/`) only decides; these methods carry its decisions out. A task the gate
 //! releases holds a slot and is offered to the pool by whichever thread released it (a finishing
 //! task, the timer): that thread never waits for the pool, so a full pool means a retry from the
 //! timer through `dispatch::offer_or_retry`, and a shut-down pool or timer means the task and
