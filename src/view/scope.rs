@@ -206,9 +206,11 @@ impl RunHooks for TaskScope {
 
     fn end(&mut self) {
         let mine = CURRENT_TASK.with(|c| c.replace(self.saved.take()));
+        // The slot goes back before the word counts the task finished, so that a view seen
+        // terminated (`Scheduler::is_terminated`) has every slot of its gate back.
         let Some(started) = self.started.take() else {
-            self.view.word.finish();
             self.view.release_slot();
+            self.view.word.finish();
             return;
         };
         let ended = Instant::now();
@@ -234,18 +236,18 @@ impl RunHooks for TaskScope {
                 }
             }
         }
-        self.view.word.finish();
         match mine.and_then(|running| running.feedback) {
             // A panicking task is a sample like any other: catch_unwind has already returned
             // when `end` runs, and what the task reported before it panicked stands.
             Some(outcome) => self.view.release_sampled(started, ended, outcome),
             None => self.view.release_slot(),
         }
+        self.view.word.finish();
     }
 
     fn discard(&mut self) {
-        self.view.word.leave_queued();
         self.view.release_slot();
+        self.view.word.leave_queued();
     }
 }
 
