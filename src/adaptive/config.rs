@@ -13,9 +13,10 @@ use std::time::Duration;
 ///
 /// - **latency**: every [`window`](Self::window) the mean running time of the tasks that ended
 ///   in it is compared with a long-term baseline. While it stays at the baseline the limit grows
-///   by about `smoothing × queue_allowance` per window; when it rises the limit shrinks towards
-///   `limit × baseline / latency + queue_allowance` (never by more than half in one step), each
-///   step smoothed by [`smoothing`](Self::smoothing);
+///   — by a fifth a window until the latency first rises, then by
+///   `smoothing × queue_allowance` a window near the point where it rose, faster beyond it; when
+///   it rises the limit moves towards `limit × baseline / latency + queue_allowance` (the target
+///   is never below half the limit), each step smoothed by [`smoothing`](Self::smoothing);
 /// - **overload**: a task that calls [`report_overload`](crate::report_overload) (an SMTP `421`
 ///   or `451`, an HTTP `503`, a timeout of its own) or that runs longer than
 ///   [`overload_timeout`](Self::overload_timeout) multiplies the limit by
@@ -157,9 +158,9 @@ impl AdaptiveConcurrency {
     }
 
     /// Tasks allowed to wait at the remote end beyond what it serves at its baseline latency:
-    /// the limit's target is `limit × gradient + q`, so `q` is both the growth per window at a
-    /// flat latency (times `smoothing`) and how far above the knee the limit settles
-    /// (default 1.0).
+    /// the limit's target is `limit × gradient + q`, so the limit settles where about `q` tasks
+    /// wait (`limit × (1 - gradient) = q`), and near that point it grows by `smoothing × q` a
+    /// window while the latency is flat (default 1.0).
     pub fn queue_allowance(mut self, q: f64) -> Self {
         self.queue_allowance = q;
         self

@@ -113,9 +113,11 @@ pub(crate) struct AdaptiveLimit {
     /// `limit × (1 - gradient)`, at least the allowance) or an overload backed it off: the knee
     /// as last seen. `None` until then.
     knee: Option<f64>,
-    /// Consecutive windows with room judged while the limit was above `knee`: each doubles the
-    /// allowance of the next, up to the limit itself.
+    /// Consecutive windows with room judged on the same side of `knee`: each doubles the
+    /// allowance of the next (up to the gap to the knee below it, up to the limit beyond it).
     streak: u32,
+    /// The side of `knee` the streak was counted on (`true`: at or below it).
+    below_knee: bool,
     figures: Figures,
 }
 
@@ -130,6 +132,7 @@ impl AdaptiveLimit {
             last_backoff: None,
             knee: None,
             streak: 0,
+            below_knee: false,
             figures: Figures {
                 limit,
                 gradient: 1.0,
@@ -264,23 +267,7 @@ impl AdaptiveLimit {
             } else {
                 1.0
             };
-            let waiting = self.limit * (1.0 - gradient);
-            let allowance = if waiting >= p.queue_allowance {
-                // No room: this is the knee for now.
-                self.knee = Some(self.limit);
-                self.streak = 0;
-                p.queue_allowance
-            } else if self.knee.is_some_and(|knee| self.limit <= knee) {
-                // Room, below the knee last seen: approach it at the plain allowance.
-                self.streak = 0;
-                p.queue_allowance
-            } else {
-                // Room beyond the knee last seen (or none seen yet): new ground, probed faster
-                // while the room lasts, the allowance doubling each window up to the limit.
-                let doubled = p.queue_allowance * f64::from(1u32 << self.streak.min(30));
-                self.streak = self.streak.saturating_add(1);
-                doubled.min(self.limit.max(p.queue_allowance))
-            };
+            let allowance = self.allowance(self.limit * (1.0 - gradient));
             let target = self.limit * gradient + allowance;
             let next = (self.limit * (1.0 - p.smoothing) + target * p.smoothing)
                 .clamp(p.floor as f64, p.ceiling as f64);
@@ -306,6 +293,34 @@ impl AdaptiveLimit {
             latency: Some(nanos_to_duration(mean)),
             baseline: Some(nanos_to_duration(baseline)),
         }
+    }
+
+    /// The allowance of a window whose estimate of the tasks waiting at the remote end is
+    /// `waiting` (rule 8 of the README).
+    fn allowance(&mut self, waiting: f64) -> f64 {
+        let q = self.params.queue_allowance;
+        if waiting >= q {
+            // No room: this is the knee for now.
+            self.knee = Some(self.limit);
+            self.streak = 0;
+            return q;
+        }
+        let Some(knee) = self.knee else {
+            // No knee seen yet (a slow start): the largest allowance, the limit itself.
+            return self.limit.max(q);
+        };
+        let below = self.limit <= knee;
+        if below != self.below_knee {
+            self.below_knee = below;
+            self.streak = 0;
+        }
+        // Room: the allowance doubles each window in a row on the same side of the knee — up
+        // to the gap below it (far below, the limit closes a fifth of the gap a window; near
+        // it, it creeps up by `q`), up to the limit itself beyond it (new ground).
+        let doubled = q * f64::from(1u32 << self.streak.min(30));
+        self.streak = self.streak.saturating_add(1);
+        let cap = if below { knee - self.limit } else { self.limit };
+        doubled.min(cap.max(q))
     }
 
     fn record(&mut self, decision: LimitDecision, gradient: f64) {

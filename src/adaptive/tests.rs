@@ -50,50 +50,57 @@ fn close(a: f64, b: f64) -> bool {
 }
 
 #[test]
-fn a_flat_first_window_grows_the_limit_by_smoothing_times_the_allowance() {
+fn before_any_knee_a_flat_window_grows_the_limit_by_a_fifth() {
     let mut limit = at_ten();
     let step = window(&mut limit, ms(0), ms(20));
     assert_eq!(step.decision, LimitDecision::Increase);
-    assert_eq!((step.before, step.after), (10, 10));
+    assert_eq!((step.before, step.after), (10, 12));
     assert_eq!(step.gradient, 1.0);
     assert_eq!(step.latency, Some(ms(20)));
     assert_eq!(step.baseline, Some(ms(20)));
-    // target = 10 × 1 + 1; limit = 0.8 × 10 + 0.2 × 11
-    assert!(close(limit.figures().limit, 10.2));
+    // A slow start: target = 10 × 1 + 10; limit = 0.8 × 10 + 0.2 × 20
+    assert!(close(limit.figures().limit, 12.0));
+    window(&mut limit, ms(100), ms(20));
+    assert!(close(limit.figures().limit, 14.4));
 }
 
 #[test]
-fn windows_with_room_beyond_the_knee_double_the_allowance() {
-    let mut limit = at_ten();
-    let mut expected = 10.0;
-    let mut allowance = 1.0;
-    for n in 0..5u64 {
-        window(&mut limit, ms(100 * n), ms(20));
-        expected += 0.2 * f64::min(allowance, expected);
-        allowance *= 2.0;
-        assert!(close(limit.figures().limit, expected), "window {n}");
+fn below_the_knee_the_limit_closes_the_gap_then_creeps_and_beyond_it_doubles_its_steps() {
+    let options = AdaptiveConcurrency::new().initial_limit(10).backoff(0.75);
+    let mut limit = AdaptiveLimit::new(params(options));
+    // An overload: 7.5, and 10 is the knee.
+    limit.on_sample(sample(ms(0), ms(1), 10, Outcome::Overloaded));
+    let expected = [
+        // Below the knee: allowances 1, 2, then capped at the gap (2.5 - ...): 1.52, 1.216;
+        7.7, 8.1, 8.48, 8.784, 9.0272,
+        // within 1 of the knee, the plain allowance: 0.2 a window, across it;
+        9.2272, 9.4272, 9.6272, 9.8272, 10.0272,
+        // beyond it, new ground: allowances 1, 2, 4, 8, then capped at the limit.
+        10.2272, 10.6272, 11.4272, 13.0272, 15.63264,
+    ];
+    for (n, value) in expected.into_iter().enumerate() {
+        window(&mut limit, ms(10 + 100 * n as u64), ms(20));
+        let now = limit.figures().limit;
+        assert!(close(now, value), "window {n}: {now} instead of {value}");
     }
-    // 10.2, 10.6, 11.4, 13.0, 15.6: the fifth step is capped at a fifth of the limit.
-    assert!(close(expected, 15.6));
-    assert_eq!(limit.whole(), 15);
 }
 
 #[test]
 fn a_slower_window_shrinks_towards_the_gradient_target_and_marks_the_knee() {
     let mut limit = at_ten();
-    window(&mut limit, ms(0), ms(20)); // 10.2, baseline 20 ms
+    window(&mut limit, ms(0), ms(20)); // 12, baseline 20 ms
     let step = window(&mut limit, ms(100), ms(40));
     // The baseline follows a higher window slowly: 20 + 20 / 600 ms.
     let baseline = 20.0 + 20.0 / 600.0;
     let gradient = baseline / 40.0;
-    let target = 10.2 * gradient + 1.0;
-    let expected = 0.8 * 10.2 + 0.2 * target;
+    let target = 12.0 * gradient + 1.0;
+    let expected = 0.8 * 12.0 + 0.2 * target;
     assert_eq!(step.decision, LimitDecision::Decrease);
     assert!((step.gradient - gradient).abs() < 1e-12);
     assert!(close(limit.figures().limit, expected), "{expected}");
-    assert_eq!((step.before, step.after), (10, 9));
-    // Back to a flat latency: below the knee (10.2) the growth is the plain allowance, and
-    // the baseline went back down to 20 ms at once.
+    assert_eq!((step.before, step.after), (12, 11));
+    // Back to a flat latency: below the knee (12) the growth is the plain allowance, and the
+    // baseline went back down to 20 ms at once.
     let step = window(&mut limit, ms(200), ms(20));
     assert_eq!(step.baseline, Some(ms(20)));
     assert!(close(limit.figures().limit, expected + 0.2));
@@ -108,8 +115,8 @@ fn the_gradient_is_at_least_one_half() {
     window(&mut limit, ms(0), ms(10));
     let step = window(&mut limit, ms(100), ms(1000));
     assert_eq!(step.gradient, 0.5);
-    // target = 10.2 × 0.5 + 1
-    assert!(close(limit.figures().limit, 0.8 * 10.2 + 0.2 * 6.1));
+    // target = 12 × 0.5 + 1
+    assert!(close(limit.figures().limit, 0.8 * 12.0 + 0.2 * 7.0));
 }
 
 #[test]
