@@ -8,10 +8,21 @@
 //! Run: `cargo run --release --example email_campaign`, with options
 //! `-- --recipients 5000 --smtp-connections 8 --rate 500 --strategy dedicated
 //! --refuse-first-percent 5 --conf my-pools.conf`.
+//!
+//! With the `metrics` feature, `--metrics-addr 127.0.0.1:9464` serves the service's figures in
+//! the Prometheus text format at `http://127.0.0.1:9464/metrics` while the campaign runs
+//! (`email/metrics_endpoint.rs`); `--metrics-linger SECONDS` keeps serving after the campaign
+//! until a scrape has read the final figures, for at most that long:
+//! `cargo run --release --example email_campaign --features metrics -- --rate 200
+//! --metrics-addr 127.0.0.1:9464`.
 
 #[path = "email/mod.rs"]
 mod email;
+#[cfg(feature = "metrics")]
+#[path = "email/metrics_endpoint.rs"]
+mod metrics_endpoint;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -25,13 +36,20 @@ use email::relay::{Relay, RelayOptions};
 
 const USAGE: &str = "usage: email_campaign [--recipients N] [--batch-size N] [--smtp-connections N]
                       [--rate PER_SECOND] [--strategy uber|dedicated] [--conf PATH]
-                      [--refuse-first-percent P] [--max-attempts N]";
+                      [--refuse-first-percent P] [--max-attempts N]
+                      [--metrics-addr HOST:PORT] [--metrics-linger SECONDS]   (feature metrics)";
 
 struct Options {
     campaign: CampaignConfig,
     strategy: Option<Strategy>,
     conf: Option<PathBuf>,
     refuse_first_percent: u32,
+    /// Where to serve the Prometheus endpoint (feature `metrics`).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    metrics_addr: Option<SocketAddr>,
+    /// How long to keep serving after the campaign, waiting for a scrape of the final figures.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    metrics_linger: Duration,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -40,6 +58,8 @@ fn parse_args() -> Result<Options, String> {
         strategy: None,
         conf: None,
         refuse_first_percent: 0,
+        metrics_addr: None,
+        metrics_linger: Duration::ZERO,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -81,6 +101,22 @@ fn parse_args() -> Result<Options, String> {
                 })
             }
             "--conf" => options.conf = Some(PathBuf::from(value)),
+            "--metrics-addr" if cfg!(feature = "metrics") => {
+                options.metrics_addr = Some(
+                    value
+                        .parse()
+                        .map_err(|e| format!("--metrics-addr {value:?}: {e} (HOST:PORT)"))?,
+                )
+            }
+            "--metrics-addr" | "--metrics-linger" if !cfg!(feature = "metrics") => {
+                return Err(format!(
+                    "{flag} needs the `metrics` feature: cargo run --example email_campaign \
+                     --features metrics -- {flag} {value}"
+                ));
+            }
+            "--metrics-linger" => {
+                options.metrics_linger = Duration::from_secs(number("--metrics-linger")? as u64)
+            }
             other => return Err(format!("unknown option {other}\n{USAGE}")),
         }
     }
@@ -112,10 +148,28 @@ fn run(options: Options) -> Result<bool, Box<dyn std::error::Error>> {
     if let Some(strategy) = options.strategy {
         config.strategy = strategy;
     }
-    let service = SchedulerService::builder()
-        .name("campaign")
-        .config(config)
-        .build()?;
+    #[cfg_attr(not(feature = "metrics"), allow(unused_mut))]
+    let mut builder = SchedulerService::builder().name("campaign").config(config);
+    #[cfg(feature = "metrics")]
+    let prometheus = match options.metrics_addr {
+        Some(_) => {
+            // Published every second to the global recorder, which the endpoint renders; each
+            // scrape also publishes first, and the shutdown publishes the final figures.
+            builder = builder.publish_metrics(Duration::from_secs(1));
+            Some(metrics_endpoint::install_recorder()?)
+        }
+        None => None,
+    };
+    let service = builder.build()?;
+    #[cfg(feature = "metrics")]
+    let endpoint = match (options.metrics_addr, prometheus) {
+        (Some(addr), Some(prometheus)) => {
+            let endpoint = metrics_endpoint::Endpoint::serve(addr, prometheus, service.clone())?;
+            println!("metrics: http://{}/metrics", endpoint.addr());
+            Some(endpoint)
+        }
+        _ => None,
+    };
     let campaign = options.campaign;
     let relay = Relay::start(RelayOptions {
         refuse_first_percent: options.refuse_first_percent,
@@ -189,6 +243,9 @@ fn run(options: Options) -> Result<bool, Box<dyn std::error::Error>> {
         );
     }
     service.shutdown();
+    // The shutdown published the final figures: any scrape from now on reads them.
+    #[cfg(feature = "metrics")]
+    let scrapes_before_the_end = endpoint.as_ref().map_or(0, |e| e.scrapes());
 
     for failure in report.failed.iter().take(20) {
         eprintln!(
@@ -210,18 +267,41 @@ fn run(options: Options) -> Result<bool, Box<dyn std::error::Error>> {
         log.duplicates
     );
     let addresses = store.addresses()?;
-    match log.verify_exactly_once(addresses.iter().map(String::as_str)) {
+    let verified = match log.verify_exactly_once(addresses.iter().map(String::as_str)) {
         Ok(()) if report.failed.is_empty() && report.batch_errors.is_empty() => {
             println!("verified: exactly one message per recipient");
-            Ok(true)
+            true
         }
         Ok(()) => {
             eprintln!("NOT verified: some recipients failed");
-            Ok(false)
+            false
         }
         Err(problems) => {
             eprintln!("NOT verified: {problems}");
-            Ok(false)
+            false
         }
+    };
+    #[cfg(feature = "metrics")]
+    if let Some(endpoint) = endpoint {
+        linger(&endpoint, scrapes_before_the_end, options.metrics_linger);
+        endpoint.stop();
+    }
+    Ok(verified)
+}
+
+/// Keeps serving the final figures (the shutdown published them) until a scrape has read them —
+/// one after the first `seen` — for at most `linger`: a scraper polling every few seconds still
+/// sees how the campaign ended.
+#[cfg(feature = "metrics")]
+fn linger(endpoint: &metrics_endpoint::Endpoint, seen: u64, linger: Duration) {
+    if linger.is_zero() {
+        return;
+    }
+    println!(
+        "metrics: serving the final figures until the next scrape (at most {} s)",
+        linger.as_secs()
+    );
+    if !endpoint.wait_for_scrape_after(seen, linger) {
+        println!("metrics: no scrape came");
     }
 }

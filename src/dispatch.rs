@@ -18,7 +18,6 @@
 //! the caller is refused with its work back instead of overflowing its stack.
 
 use std::cell::Cell;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 use crate::loom::{Arc, AtomicU64, AtomicUsize, Ordering};
@@ -26,7 +25,7 @@ use crate::policy::{self, Decision, Target};
 use crate::pool::{Shared, ThreadPool};
 use crate::rejected::RejectKind;
 use crate::role::current_role;
-use crate::task::{Job, panic_message};
+use crate::task::Job;
 use crate::timer::{Fire, Timer};
 
 /// Which pool of a service: the UBER pool, one of DEDICATED's three, or a custom scheduler's.
@@ -295,15 +294,6 @@ fn deliver<R: Redeliver>(timer: &Timer, work: R, attempt: u32) {
     }
 }
 
-/// Drops a value that came from user code (a closure never run, a result nobody reads) without
-/// letting a panic in its `Drop` escape into the library's bookkeeping: the panic is logged.
-/// Call it after the bookkeeping it must not interrupt, never with a lock held.
-pub(crate) fn drop_user_value<T>(value: T, what: &str) {
-    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(value))) {
-        tracing::warn!(panic = %panic_message(&*payload), "dropping {what} panicked; ignored");
-    }
-}
-
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
@@ -424,16 +414,5 @@ mod tests {
         offer_or_retry(&timer, Flaky { busy: 1, calls });
         let got: Vec<_> = seen.try_iter().map(|c| c.0).collect();
         assert_eq!(got, ["attempt", "abandon"]);
-    }
-
-    #[test]
-    fn a_panicking_drop_of_user_values_is_contained() {
-        struct Bomb;
-        impl Drop for Bomb {
-            fn drop(&mut self) {
-                panic!("drop bomb");
-            }
-        }
-        drop_user_value(Bomb, "a test value");
     }
 }

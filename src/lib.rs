@@ -125,6 +125,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `cron` | yes | [`Scheduler::schedule_cron`] and [`Scheduler::schedule_cron_in`] (the `cron` and `chrono` crates) |
+//! | `metrics` | no | every pool's and scheduler's figures published through the `metrics` facade (`ServiceBuilder::publish_metrics`, `SchedulerService::publish_metrics_now`), for Prometheus and other exporters |
 //!
 //! # More
 //!
@@ -142,12 +143,17 @@ pub mod config;
 mod dispatch;
 mod flow;
 mod loom;
+#[cfg(feature = "metrics")]
+mod observe;
 mod policy;
 pub mod pool;
+#[cfg(feature = "queue")]
+pub mod queue;
 mod rejected;
 mod role;
 mod schedule;
 mod scheduler;
+mod scoped;
 mod service;
 mod task;
 mod throttle;
@@ -163,11 +169,12 @@ pub use pool::{BuildError, ShutdownReport, ThreadSpawn, shutdown_requested};
 pub use rejected::{RejectKind, Rejected};
 pub use schedule::{MAX_DELAY, ScheduleError, ScheduleErrorKind, ScheduledHandle};
 pub use scheduler::Scheduler;
+pub use scoped::{Scope, ScopedHandle};
 pub use service::{
     PoolMetrics, SchedulerConfig, SchedulerError, SchedulerService, ServiceBuilder, ServiceError,
     ServiceMetrics,
 };
-pub use task::{TaskError, TaskHandle};
+pub use task::{Panic, TaskError, TaskHandle};
 pub use throttle::ThrottleStatus;
 pub use view::{
     LIGHT_BUDGET, current_class, ignore_sample, is_current_thread_for_cpu_work,
@@ -178,3 +185,8 @@ pub use view::{
 /// ([`Scheduler::schedule_cron_in`]), so that the versions match.
 #[cfg(feature = "cron")]
 pub use chrono;
+
+/// The `metrics` facade uberpool publishes through (feature `metrics`), so that a recorder or
+/// exporter can be matched to the same version.
+#[cfg(feature = "metrics")]
+pub use metrics;

@@ -67,6 +67,9 @@ mod imp {
                 &self.0,
             )
         }
+        pub(crate) fn get_mut(&mut self) -> &mut T {
+            self.0.get_mut().expect("loom mutex is never poisoned")
+        }
     }
 
     /// `parking_lot`-style condition variable over loom's condvar.

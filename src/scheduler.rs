@@ -131,8 +131,9 @@ impl Scheduler {
         )
     }
 
-    /// Offers `f` to the pool and carries out the policy when the pool is full.
-    fn dispatch<F, R>(
+    /// Offers `f` to the pool and carries out the policy when the pool is full: `build` makes
+    /// the job (wrapped in the view's task scope), `recover` takes `f` back out of a refused one.
+    pub(crate) fn dispatch<F, R>(
         &self,
         f: F,
         patience: Patience,

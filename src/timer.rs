@@ -311,6 +311,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "due order within 30 ms: Miri runs the deferring thread so slowly that the first entry can fall due before the others are deferred"
+    )]
     fn actions_run_on_the_timer_thread_in_due_order() {
         let timer = timer();
         let (tx, rx) = mpsc::channel();

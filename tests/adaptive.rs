@@ -17,7 +17,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use uberpool::{
-    AdaptiveConcurrency, LimitDecision, PoolsConfig, RejectKind, Resources, Scheduler,
+    AdaptiveConcurrency, LimitDecision, MAX_DELAY, PoolsConfig, RejectKind, Resources, Scheduler,
     SchedulerConfig, SchedulerError, SchedulerService, Strategy, TaskClass, TaskError,
 };
 
@@ -499,6 +499,30 @@ fn nonsense_adaptive_options_are_refused_with_the_option_named() {
     assert!(
         matches!(rate, SchedulerError::InvalidRateLimit { .. }),
         "{rate:?}"
+    );
+}
+
+#[test]
+fn the_overload_timeout_goes_up_to_max_delay_and_no_further() {
+    let svc = service("timeouts");
+    let with = |timeout| {
+        svc.scheduler_with(
+            TaskClass::Io,
+            SchedulerConfig::new()
+                .adaptive_concurrency(AdaptiveConcurrency::new().overload_timeout(timeout)),
+        )
+    };
+    assert!(with(MAX_DELAY).is_ok());
+    let beyond = with(MAX_DELAY + Duration::from_nanos(1)).unwrap_err();
+    assert!(
+        matches!(
+            beyond,
+            SchedulerError::InvalidAdaptive {
+                option: "overload_timeout",
+                ..
+            }
+        ),
+        "{beyond:?}"
     );
 }
 

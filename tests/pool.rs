@@ -476,3 +476,163 @@ impl std::task::Wake for ThreadWaker {
         self.0.unpark();
     }
 }
+
+#[test]
+fn counters_include_a_task_once_its_join_returns() {
+    let pool = ThreadPool::builder()
+        .core_size(1)
+        .queue_size(4)
+        .build()
+        .unwrap();
+    for i in 1..=2_000u64 {
+        assert_eq!(pool.submit(|| ()).unwrap().join(), Ok(()));
+        let completed = pool.metrics().completed;
+        assert!(
+            completed >= i,
+            "join returned before task {i} was counted ({completed})"
+        );
+    }
+    for i in 1..=200u64 {
+        let handle = pool.submit(|| -> () { panic!("counted first") }).unwrap();
+        assert!(handle.join().is_err());
+        let m = pool.metrics();
+        assert!(
+            m.panicked >= i,
+            "join returned before panic {i} was counted"
+        );
+        assert!(m.completed >= 2_000 + i);
+    }
+}
+
+#[test]
+fn counters_include_a_task_once_its_future_is_ready() {
+    let pool = ThreadPool::builder()
+        .core_size(1)
+        .queue_size(4)
+        .build()
+        .unwrap();
+    let waker = std::task::Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    for i in 1..=500u64 {
+        let mut handle = std::pin::pin!(pool.submit(move || i).unwrap());
+        let start = Instant::now();
+        loop {
+            match std::future::Future::poll(handle.as_mut(), &mut cx) {
+                std::task::Poll::Ready(v) => {
+                    assert_eq!(v, Ok(i));
+                    break;
+                }
+                std::task::Poll::Pending => {
+                    assert!(start.elapsed() < GUARD);
+                    std::thread::park_timeout(Duration::from_millis(50));
+                }
+            }
+        }
+        assert!(
+            pool.metrics().completed >= i,
+            "ready before task {i} was counted"
+        );
+    }
+}
+
+/// The poll races the pool's cancel at shutdown (the cancel claims the task outside the slot
+/// lock and publishes after). A regression guard on real threads: with the old poll it failed
+/// in most runs; the loom model `loom_handle_polled_while_cancelled` checks every interleaving.
+#[test]
+fn a_handle_polled_while_shutdown_cancels_it_never_panics() {
+    for _ in 0..500 {
+        let pool = ThreadPool::builder()
+            .core_size(1)
+            .queue_size(1)
+            .build()
+            .unwrap();
+        let gate = Gate::new();
+        let (tx, rx) = channel();
+        blocker(&pool, &gate, &tx);
+        recv(&rx);
+        let handle = pool.submit(|| 1).unwrap();
+        let poller = std::thread::spawn(move || {
+            let mut handle = std::pin::pin!(handle);
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            let start = Instant::now();
+            for polls in 0u32.. {
+                if let std::task::Poll::Ready(outcome) =
+                    std::future::Future::poll(handle.as_mut(), &mut cx)
+                {
+                    return outcome;
+                }
+                assert!(start.elapsed() < GUARD, "never resolved");
+                // Poll back to back while the cancel is likely in flight (that is where the
+                // race is), then give the core to the pool's threads.
+                if polls < 5_000 {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+            unreachable!()
+        });
+        // the grace period ends at once: the queued task is cancelled by the pool
+        let report = pool.shutdown_timeout(Duration::ZERO);
+        assert_eq!(report.cancelled, 1);
+        assert_eq!(
+            poller.join().expect("poll panicked"),
+            Err(TaskError::Cancelled)
+        );
+        gate.open();
+    }
+}
+
+#[test]
+fn a_core_size_beyond_the_thread_limit_is_refused_naming_the_pool_and_the_value() {
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let count = attempts.clone();
+    let err = ThreadPool::builder()
+        .name("huge")
+        .core_size(40_000)
+        .spawn_handler(move |spawn| {
+            // never start thousands of threads, even if the limit were not checked
+            if count.fetch_add(1, Ordering::SeqCst) >= 1 {
+                return Err(std::io::Error::other("this test starts one thread at most"));
+            }
+            std::thread::Builder::new()
+                .spawn(move || spawn.run())
+                .map(|_| ())
+        })
+        .build()
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("huge") && text.contains("40000"), "{text}");
+    assert_eq!(attempts.load(Ordering::SeqCst), 0, "no thread was started");
+}
+
+#[test]
+fn a_max_size_beyond_the_thread_limit_is_lowered_to_it() {
+    let pool = ThreadPool::builder().max_size(usize::MAX).build().unwrap();
+    assert_eq!(pool.metrics().max_size, (1 << 15) - 1);
+}
+
+#[test]
+fn absurd_durations_never_panic() {
+    let pool = ThreadPool::builder()
+        .core_size(1)
+        .max_size(2)
+        .keep_alive(Duration::MAX)
+        .shutdown_timeout(Duration::MAX)
+        .build()
+        .unwrap();
+    let gate = Gate::new();
+    let (tx, rx) = channel();
+    blocker(&pool, &gate, &tx);
+    recv(&rx);
+    // a second thread starts for this task, then parks with the endless keep-alive
+    let second = pool.submit(|| 2).unwrap();
+    let second = second.join_timeout(Duration::MAX).unwrap();
+    assert_eq!(second, Ok(2));
+    let gate2 = gate.clone();
+    let opener = std::thread::spawn(move || gate2.open());
+    let report = pool.shutdown();
+    opener.join().unwrap();
+    assert!(!report.timed_out);
+    assert_eq!((report.completed, report.still_running), (2, 0));
+}

@@ -1,10 +1,13 @@
-//! Stress: concurrent submitters, random cancels and a shutdown at a random point; every
-//! accepted task must be accounted for exactly once.
+//! Stress: concurrent submitters, random cancels, random panics of every kind user code can
+//! raise (a task's own, its payload's `Drop`, a captured value's `Drop` whether the closure runs,
+//! is cancelled or is drained at shutdown, a result's `Drop` on a detached handle) and a shutdown
+//! at a random point; every accepted task must be accounted for exactly once, and no handle may
+//! hang.
 //!
 //! The seed is printed; set `UBERPOOL_STRESS_SEED` to replay a run.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Barrier, Once};
 use std::time::{Duration, Instant};
 
 use uberpool::pool::ThreadPool;
@@ -38,11 +41,58 @@ fn seed() -> u64 {
         })
 }
 
+/// Planned panics start with this, so the panic hook can keep them quiet.
+const PLANNED: &str = "planned:";
+
+/// A value whose `Drop` panics.
+struct Bomb;
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        panic!("planned: a Drop that panics");
+    }
+}
+
+/// A panic payload whose own `Drop` panics.
+struct PayloadBomb;
+
+impl Drop for PayloadBomb {
+    fn drop(&mut self) {
+        panic!("planned: a payload's Drop that panics");
+    }
+}
+
+/// Keeps the planned panics out of the output; any other panic is reported as usual.
+fn quiet_planned_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let planned = payload
+                .downcast_ref::<&str>()
+                .is_some_and(|s| s.starts_with(PLANNED))
+                || payload.is::<PayloadBomb>();
+            if !planned {
+                report(info);
+            }
+        }));
+    });
+}
+
+/// A submission's outcome without the refused closure (whose type differs per closure).
+fn kind_of<T, F>(
+    submitted: Result<TaskHandle<T>, uberpool::Rejected<F>>,
+) -> Result<TaskHandle<T>, RejectKind> {
+    submitted.map_err(|refused| refused.kind())
+}
+
 /// What one submitter saw.
 struct Tally {
     accepted: u64,
     handle_ok: u64,
     handle_cancelled: u64,
+    handle_panicked: u64,
     cancel_won: u64,
 }
 
@@ -58,10 +108,66 @@ fn submitter(
         accepted: 0,
         handle_ok: 0,
         handle_cancelled: 0,
+        handle_panicked: 0,
         cancel_won: 0,
     };
     for i in 0..TASKS_PER_SUBMITTER {
         let counter = ran.clone();
+        // About one task in 64 misbehaves, in one of four ways.
+        let misbehaving = match (rng.next() % 256, ran.clone()) {
+            (0, counter) => Some(kind_of(pool.submit(move || -> u64 {
+                counter.fetch_add(1, Ordering::Relaxed);
+                panic!("planned: a task that panics")
+            }))),
+            (1, counter) => Some(kind_of(pool.submit(move || -> u64 {
+                counter.fetch_add(1, Ordering::Relaxed);
+                std::panic::panic_any(PayloadBomb)
+            }))),
+            (2, counter) => {
+                let bomb = Bomb;
+                let submitted = pool.submit(move || {
+                    let _kept = &bomb; // dropped when the closure ends, or dropped unrun
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    i
+                });
+                // A refused closure comes back to us: dropping it here would panic here.
+                Some(submitted.map_err(|refused| {
+                    let kind = refused.kind();
+                    std::mem::forget(refused.into_inner());
+                    kind
+                }))
+            }
+            (3, counter) => {
+                // detached at once: whoever lets go of the cell last drops the result
+                match pool.submit(move || {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    Bomb
+                }) {
+                    Ok(_detached) => {
+                        tally.accepted += 1;
+                        continue;
+                    }
+                    Err(refused) => {
+                        assert_eq!(refused.kind(), RejectKind::Shutdown, "the pool has room");
+                        break;
+                    }
+                }
+            }
+            _ => None,
+        };
+        if let Some(submitted) = misbehaving {
+            match submitted {
+                Ok(handle) => {
+                    tally.accepted += 1;
+                    handles.push(handle);
+                }
+                Err(kind) => {
+                    assert_eq!(kind, RejectKind::Shutdown, "the pool has room");
+                    break;
+                }
+            }
+            continue;
+        }
         let work = move || {
             counter.fetch_add(1, Ordering::Relaxed);
             i
@@ -99,6 +205,7 @@ fn submitter(
         match handle.join_timeout(Duration::from_secs(60)) {
             Ok(Ok(_)) => tally.handle_ok += 1,
             Ok(Err(TaskError::Cancelled)) => tally.handle_cancelled += 1,
+            Ok(Err(TaskError::Panicked(_))) => tally.handle_panicked += 1,
             Ok(Err(other)) => panic!("unexpected task error {other}"),
             Err(_) => panic!("a handle never completed"),
         }
@@ -180,10 +287,16 @@ fn run_once(seed: u64, grace: Duration) {
         "seed {seed}"
     );
     assert!(sum(|t| t.handle_ok) <= m.completed, "seed {seed}");
+    assert!(sum(|t| t.handle_panicked) <= m.panicked, "seed {seed}");
+    assert!(
+        m.panicked <= m.completed,
+        "seed {seed}: panicked tasks are completed ones"
+    );
 }
 
 #[test]
 fn every_accepted_task_is_accounted_for_exactly_once() {
+    quiet_planned_panics();
     let seed = seed();
     println!("UBERPOOL_STRESS_SEED={seed}");
     run_once(seed, Duration::from_secs(60));
@@ -191,6 +304,7 @@ fn every_accepted_task_is_accounted_for_exactly_once() {
 
 #[test]
 fn accounting_holds_when_the_grace_period_ends_first() {
+    quiet_planned_panics();
     let seed = seed().rotate_left(17) | 1;
     println!("UBERPOOL_STRESS_SEED={seed}");
     run_once(seed, Duration::ZERO);

@@ -7,8 +7,6 @@
 //! rules and invariants are in `README.md` beside this file.
 
 mod config;
-#[cfg(all(test, not(loom)))]
-mod gate_tests;
 mod limit;
 #[cfg(all(test, not(loom)))]
 mod sim;

@@ -21,10 +21,14 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use crate::loom::Mutex;
 
-use crate::dispatch::{Attempt, Redeliver, drop_user_value, offer_or_retry};
+use crate::dispatch::{Attempt, Patience, Redeliver, offer_or_retry};
 use crate::rejected::{RejectKind, Rejected};
 use crate::scheduler::Scheduler;
-use crate::task::{Completer, TaskError, TaskHandle, panic_message};
+use crate::task::{
+    Completer, Job, Panic, Report, RunHooks, RunOutcome, Runnable, TaskError, TaskHandle,
+    drop_contained,
+};
+use crate::view::TaskScope;
 
 use state::{AfterPoll, PollState};
 
@@ -53,26 +57,31 @@ where
     Fut::Output: Send + 'static,
 {
     /// Ends the task: drops the future (outside any lock; its `Drop` is user code) and publishes
-    /// the outcome.
-    fn complete(&self, outcome: Result<Fut::Output, TaskError>) {
+    /// the outcome — after counting the pool task it ends in, when there is one (`report`), so a
+    /// caller whose `join` returned finds that task in the pool's counters.
+    fn complete(&self, outcome: Result<Fut::Output, TaskError>, report: Option<&Report<'_>>) {
         if !self.state.complete() {
             return;
         }
+        if let Some(report) = report {
+            report.count(&RunOutcome::Completed);
+        }
         let future = std::mem::replace(&mut *self.slot.lock(), Slot::Empty);
-        drop_user_value(future, "an async task's future");
+        drop_contained("an async task's future", future);
         let done = self.done.lock().take();
         if let Some(done) = done {
             done.complete(outcome);
         }
     }
 
-    /// Polls the future once, on a pool thread of the scheduler.
-    fn poll_once(self: Arc<Self>) {
+    /// Polls the future once, on a pool thread of the scheduler (`report`: the pool task this
+    /// poll is, when the pool runs it as its top-level task).
+    fn poll_once(self: Arc<Self>, report: Option<&Report<'_>>) {
         if !self.state.begin_poll() {
             return; // completed or cancelled meanwhile
         }
         if !self.done.lock().as_ref().is_some_and(Completer::start) {
-            self.complete(Err(TaskError::Cancelled)); // cancelled through its handle
+            self.complete(Err(TaskError::Cancelled), report); // cancelled through its handle
             return;
         }
         let mut future = match std::mem::replace(&mut *self.slot.lock(), Slot::Empty) {
@@ -84,8 +93,8 @@ where
         let mut cx = Context::from_waker(&waker);
         match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
             Ok(Poll::Ready(value)) => {
-                drop_user_value(future, "an async task's future");
-                self.complete(Ok(value));
+                drop_contained("an async task's future", future);
+                self.complete(Ok(value), report);
             }
             Ok(Poll::Pending) => {
                 *self.slot.lock() = Slot::Pinned(future);
@@ -94,10 +103,8 @@ where
                 }
             }
             Err(payload) => {
-                let message = panic_message(&*payload);
-                drop_user_value(payload, "a panic payload");
-                drop_user_value(future, "an async task's future");
-                self.complete(Err(TaskError::Panicked(message)));
+                drop_contained("an async task's future", future);
+                self.complete(Err(TaskError::Panicked(Panic::caught(payload))), report);
             }
         }
     }
@@ -107,6 +114,68 @@ where
     fn submit_poll(self: Arc<Self>) {
         let timer = self.scheduler.view().timer.clone();
         offer_or_retry(&timer, NextPoll(self));
+    }
+}
+
+/// One poll of a task as a pool job, inside the scheduler's task scope.
+struct PollJob<Fut: Future> {
+    task: Arc<AsyncTask<Fut>>,
+    scope: TaskScope,
+}
+
+impl<Fut> PollJob<Fut>
+where
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    fn poll(self, report: Option<&Report<'_>>) -> RunOutcome {
+        let PollJob { task, mut scope } = self;
+        if !scope.begin() {
+            // The scheduler was shut down with `shutdown_now` before this poll started: the
+            // poll is counted cancelled, before the task's end is published.
+            if let Some(report) = report {
+                report.count(&RunOutcome::Skipped);
+            }
+            task.complete(Err(TaskError::Cancelled), None);
+            return RunOutcome::Skipped;
+        }
+        task.poll_once(report);
+        scope.end();
+        RunOutcome::Completed
+    }
+
+    /// Offers a poll of `task` to `scheduler`; a refusal gives the task back.
+    fn offer(
+        scheduler: &Scheduler,
+        task: Arc<AsyncTask<Fut>>,
+        patience: Patience,
+    ) -> Result<(), Rejected<Arc<AsyncTask<Fut>>>> {
+        scheduler.dispatch(
+            task,
+            patience,
+            |task, scope| (Job::new(PollJob { task, scope }), ()),
+            |job| job.recover::<PollJob<Fut>>().task,
+        )
+    }
+}
+
+impl<Fut> Runnable for PollJob<Fut>
+where
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    fn run(self) -> RunOutcome {
+        self.poll(None)
+    }
+
+    fn run_top(self, report: &Report<'_>) -> RunOutcome {
+        self.poll(Some(report))
+    }
+
+    fn cancel(self) {
+        let PollJob { task, mut scope } = self;
+        scope.discard();
+        task.complete(Err(TaskError::Cancelled), None);
     }
 }
 
@@ -122,23 +191,21 @@ where
     const IS_TASK: bool = false;
 
     fn attempt(self) -> Attempt<Self> {
-        let task = self.0.clone();
-        match self.0.scheduler.execute(move || task.poll_once()) {
+        let scheduler = self.0.scheduler.clone();
+        match PollJob::offer(&scheduler, self.0, Patience::Policy) {
             Ok(()) => Attempt::Taken,
             Err(refused) if refused.kind() == RejectKind::Shutdown => {
-                drop(refused);
-                self.0.complete(Err(TaskError::Cancelled));
+                refused
+                    .into_inner()
+                    .complete(Err(TaskError::Cancelled), None);
                 Attempt::Taken
             }
-            Err(refused) => {
-                drop(refused);
-                Attempt::Busy(self)
-            }
+            Err(refused) => Attempt::Busy(NextPoll(refused.into_inner())),
         }
     }
 
     fn abandon(self) {
-        self.0.complete(Err(TaskError::Cancelled));
+        self.0.complete(Err(TaskError::Cancelled), None);
     }
 }
 
@@ -192,12 +259,11 @@ impl Scheduler {
             done: Mutex::new(Some(done)),
             scheduler: self.clone(),
         });
-        let first = task.clone();
-        match self.submit(move || first.poll_once()) {
-            Ok(_) => Ok(handle),
+        match PollJob::offer(self, task, Patience::Policy) {
+            Ok(()) => Ok(handle),
             Err(refused) => {
                 let kind = refused.kind();
-                drop(refused);
+                let task = refused.into_inner();
                 task.state.complete();
                 let future = match std::mem::replace(&mut *task.slot.lock(), Slot::Empty) {
                     Slot::Fresh(future) => future,

@@ -523,7 +523,9 @@ fn default_size(expression: &str, resources: &Resources) -> usize {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+// Not under Miri: proptest reads the working directory for its failure file, and the cases are
+// safe string code that Miri would take minutes over.
+#[cfg(all(test, not(loom), not(miri)))]
 mod proptests;
 #[cfg(test)]
 mod tests;

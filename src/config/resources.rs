@@ -288,6 +288,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "sysinfo calls sysconf(_SC_CLK_TCK), which Miri does not implement"
+    )]
     fn detected_resources_are_never_zero() {
         let res = Resources::detect();
         assert!(res.cores >= 1);

@@ -30,6 +30,10 @@ fn discovery_with_empty_variable_gives_the_defaults() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "reads and writes real files, which Miri's isolation forbids"
+)]
 fn discovery_reads_the_file_named_by_the_variable() {
     let path = temp_file("env", DEDICATED);
     let config = discover_from(None, Some(path.as_os_str()), &RES).unwrap();
@@ -38,6 +42,10 @@ fn discovery_reads_the_file_named_by_the_variable() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "reads and writes real files, which Miri's isolation forbids"
+)]
 fn explicit_path_wins_over_the_variable() {
     let explicit = temp_file("explicit", DEDICATED);
     let config = discover_from(
@@ -50,6 +58,10 @@ fn explicit_path_wins_over_the_variable() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "reads and writes real files, which Miri's isolation forbids"
+)]
 fn named_file_that_does_not_exist_is_an_error_naming_it() {
     let err =
         discover_from(None, Some(OsStr::new("/nonexistent/uberpool.conf")), &RES).unwrap_err();

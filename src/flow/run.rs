@@ -6,14 +6,12 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use crate::TaskClass;
-use crate::dispatch::{
-    Attempt, Offered, Patience, Redeliver, ServicePool, drop_user_value, offer_or_retry,
-};
+use crate::dispatch::{Attempt, Offered, Patience, Redeliver, ServicePool, retry_later};
 use crate::loom::Ordering;
 use crate::pool::Shared;
 use crate::rejected::RejectKind;
 use crate::role::{ThreadRole, current_role};
-use crate::task::{Completer, Job, RunOutcome, Runnable, TaskError, panic_message};
+use crate::task::{Completer, Job, Panic, Report, RunOutcome, Runnable, TaskError, panic_message};
 use crate::throttle::Throttle;
 use crate::timer::Timer;
 use crate::view::run_as;
@@ -116,7 +114,11 @@ pub(super) struct FlowRun<O> {
 
 impl<O: Send + 'static> FlowRun<O> {
     /// Runs steps on this thread from `next` until the flow ends or must switch.
-    fn drive(mut self) {
+    ///
+    /// `report` is the pool's count of the worker task this runs in, when the run is that task:
+    /// the task is counted before the flow's outcome is published, so a caller whose `join`
+    /// returned finds it in the pool's counters.
+    fn drive(mut self, report: Option<&Report<'_>>) {
         loop {
             let index = self.next;
             let step = &self.core.steps[index];
@@ -128,6 +130,7 @@ impl<O: Send + 'static> FlowRun<O> {
                 Ok(Ok(value)) => self.value = value,
                 Ok(Err(error)) => {
                     // A fallible step failed: the run ends here with its error.
+                    count_completed(report);
                     self.finish(Err(error));
                     return;
                 }
@@ -139,15 +142,17 @@ impl<O: Send + 'static> FlowRun<O> {
                         step.class,
                         panic_message(&*payload)
                     );
-                    drop_user_value(payload, "a panic payload");
                     tracing::warn!(flow = %self.core.name, step = index + 1, "{message}");
-                    self.done.complete(Err(TaskError::Panicked(message)));
+                    count_completed(report);
+                    let panic = Panic::with_message(message, payload);
+                    self.done.complete(Err(TaskError::Panicked(panic)));
                     return;
                 }
             }
             self.next += 1;
             if self.next == self.core.steps.len() {
                 let value = std::mem::replace(&mut self.value, Box::new(()));
+                count_completed(report);
                 self.finish(Ok(value));
                 return;
             }
@@ -160,7 +165,7 @@ impl<O: Send + 'static> FlowRun<O> {
                     .fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            self.dispatch();
+            self.dispatch(report);
             return;
         }
     }
@@ -176,9 +181,11 @@ impl<O: Send + 'static> FlowRun<O> {
 
     /// Hands the run to the next step's pool: from this thread first, then from the timer
     /// while the pool is full (see [`Redeliver for FlowRun`](#impl-Redeliver-for-FlowRun<O>)).
-    pub(super) fn dispatch(self) {
+    pub(super) fn dispatch(self, report: Option<&Report<'_>>) {
         let timer = self.core.timer.clone();
-        offer_or_retry(&timer, self);
+        if let Attempt::Busy(run) = self.hop(report) {
+            retry_later(&timer, run, 0);
+        }
     }
 }
 
@@ -196,7 +203,18 @@ impl<O: Send + 'static> Redeliver for FlowRun<O> {
     /// A flow run is accounted for by its handle, not by the shutdown report.
     const IS_TASK: bool = false;
 
-    fn attempt(mut self) -> Attempt<Self> {
+    fn attempt(self) -> Attempt<Self> {
+        self.hop(None)
+    }
+
+    fn abandon(self) {
+        self.done.complete(Err(TaskError::Cancelled));
+    }
+}
+
+impl<O: Send + 'static> FlowRun<O> {
+    /// One offer of the next step to its pool (`report`: see [`drive`](Self::drive)).
+    fn hop(mut self, report: Option<&Report<'_>>) -> Attempt<Self> {
         let pool = self.core.pool(self.core.steps[self.next].class).clone();
         let tail = std::mem::replace(&mut self.tail, false);
         let hand_off = tail && self.core.policy != ProactorPolicy::Always;
@@ -218,7 +236,7 @@ impl<O: Send + 'static> Redeliver for FlowRun<O> {
                 pool.counts.hops_elided.fetch_add(1, Ordering::Relaxed);
                 let mut run = FlowJob::<O>::recover(job);
                 run.tail = tail;
-                run.drive();
+                run.drive(report);
                 drop(inline);
             }
             Offered::Refused(job, RejectKind::Busy) => {
@@ -228,9 +246,12 @@ impl<O: Send + 'static> Redeliver for FlowRun<O> {
         }
         Attempt::Taken
     }
+}
 
-    fn abandon(self) {
-        self.done.complete(Err(TaskError::Cancelled));
+/// Counts the worker task a flow runs in as completed, before the flow publishes its outcome.
+fn count_completed(report: Option<&Report<'_>>) {
+    if let Some(report) = report {
+        report.count(&RunOutcome::Completed);
     }
 }
 
@@ -247,13 +268,13 @@ impl<O: Send + 'static> FlowJob<O> {
 
 impl<O: Send + 'static> Runnable for FlowJob<O> {
     fn run(self) -> RunOutcome {
-        self.start(false)
+        self.start(None)
     }
 
     /// Run by the worker loop itself (not inline inside another task): the flow's last hop may
     /// then be a tail hand-off to this worker's pool.
-    fn run_top(self) -> RunOutcome {
-        self.start(true)
+    fn run_top(self, report: &Report<'_>) -> RunOutcome {
+        self.start(Some(report))
     }
 
     fn cancel(self) {
@@ -262,13 +283,13 @@ impl<O: Send + 'static> Runnable for FlowJob<O> {
 }
 
 impl<O: Send + 'static> FlowJob<O> {
-    fn start(self, top: bool) -> RunOutcome {
+    fn start(self, report: Option<&Report<'_>>) -> RunOutcome {
         let mut run = self.run;
-        run.tail = top;
+        run.tail = report.is_some();
         if run.done.is_cancelled() || !run.done.start() {
             return RunOutcome::Skipped;
         }
-        run.drive();
+        run.drive(report);
         RunOutcome::Completed
     }
 }

@@ -200,3 +200,91 @@ fn loom_timed_out_sleeper_racing_a_waker() {
         assert_eq!((end.sleeping(), end.idle(), end.pending()), (0, 1, 1));
     });
 }
+
+/// A spawn handler accepts two threads and never runs them: the core thread's spawn is dropped
+/// later by the test, the growth thread's by another thread, racing the handler's return. Each
+/// loss gives its slot back exactly once; the task admitted on the strength of the lost core
+/// thread, and the growth thread's own task, are cancelled (at the loss, or by the shutdown that
+/// finds no thread left); the report adds up. Fails when a spawn dropped after the handler
+/// returned keeps its slot (shutdown then waits forever: loom reports the deadlock).
+#[test]
+fn loom_spawns_dropped_unrun_give_their_slots_back() {
+    use crate::loom::Mutex;
+    use crate::task::TaskError;
+    model(|| {
+        let kept: Arc<Mutex<Vec<super::ThreadSpawn>>> = Arc::new(Mutex::new(Vec::new()));
+        let droppers = Arc::new(Mutex::new(Vec::new()));
+        let (k, d) = (kept.clone(), droppers.clone());
+        let calls = AtomicUsize::new(0);
+        let pool = ThreadPool::builder()
+            .core_size(1)
+            .max_size(2)
+            .spawn_handler(move |spawn| {
+                if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                    k.lock().push(spawn); // the core thread: promised, never run
+                } else {
+                    // the growth thread: dropped on another thread, maybe before we return
+                    d.lock()
+                        .push(crate::loom::thread::spawn(move || drop(spawn)));
+                }
+                Ok(())
+            })
+            .build()
+            .unwrap();
+        // admitted on the strength of the (phantom) idle core thread
+        let queued = pool.submit(|| 1).unwrap();
+        // no idle thread left: the pool grows, and the handler hands the spawn away
+        let grown = pool.submit(|| 2);
+        for dropper in droppers.lock().drain(..) {
+            dropper.join().unwrap();
+        }
+        drop(kept.lock().pop());
+        let report = pool.shutdown_timeout(Duration::from_secs(60));
+        assert!(!report.timed_out);
+        assert_eq!(pool.shared().threads.load(Ordering::SeqCst), 0);
+        assert_eq!(queued.join(), Err(TaskError::Cancelled));
+        let accepted = match grown {
+            Ok(handle) => {
+                assert_eq!(handle.join(), Err(TaskError::Cancelled));
+                2
+            }
+            Err(refused) => {
+                assert_eq!(refused.kind(), crate::rejected::RejectKind::Busy);
+                1
+            }
+        };
+        assert_eq!(
+            (report.completed, report.cancelled, report.still_running),
+            (0, accepted, 0)
+        );
+        assert_eq!(pool.metrics().spawn_failures, 2);
+    });
+}
+
+/// A task of pool A shuts down pool B while a task of B shuts down A: neither waits for the
+/// other (a shutdown called from a pool thread does not wait for threads that wait inside a
+/// shutdown). Fails without that rule: both waits are untimed under loom, which reports the
+/// deadlock.
+#[test]
+fn loom_tasks_shutting_down_each_others_pools_do_not_deadlock() {
+    model(|| {
+        let a = Arc::new(ThreadPool::builder().core_size(1).build().unwrap());
+        let b = Arc::new(ThreadPool::builder().core_size(1).build().unwrap());
+        let on_a = {
+            let b = b.clone();
+            a.submit(move || b.shutdown_timeout(Duration::from_secs(60)).timed_out)
+        };
+        let on_b = {
+            let a = a.clone();
+            b.submit(move || a.shutdown_timeout(Duration::from_secs(60)).timed_out)
+        };
+        for handle in [on_a.ok(), on_b.ok()].into_iter().flatten() {
+            assert_eq!(handle.join(), Ok(false));
+        }
+        let (ra, rb) = (
+            a.shutdown_timeout(Duration::from_secs(60)),
+            b.shutdown_timeout(Duration::from_secs(60)),
+        );
+        assert_eq!((ra.still_running, rb.still_running), (0, 0));
+    });
+}

@@ -4,11 +4,31 @@
 //!    (a growth in flight either sees the flag or is waited for, see `Shared::grow`).
 //! 2. Wake every sleeper. Idle workers drain the queues; a worker exits once it is idle and
 //!    nothing is pending.
-//! 3. Wait until every thread has exited, or the deadline.
+//! 3. Wait until every thread has exited, or the deadline (but see "Who waits for whom").
 //! 4. At the deadline, set `aborting`: workers cancel instead of run what they claim next, and the
-//!    caller drains the injector and every worker deque, cancelling each task.
+//!    caller drains the injector and every worker deque, cancelling each task. If instead every
+//!    thread exited, anything still queued (tasks admitted on the strength of a thread that a
+//!    spawn handler accepted and then dropped) is drained and cancelled the same way.
 //! 5. Report: counters are read `completed`, `cancelled`, then `submitted`, so every task counted
 //!    finished was counted submitted first and `still_running` never underflows.
+//!
+//! ## Who waits for whom
+//!
+//! A shutdown waits for threads, and a thread may itself be waiting in a shutdown: two tasks
+//! of one pool that each shut it down, or a task of pool A shutting down B while a task of B
+//! shuts down A. Each would wait for the other until the deadline (forever without one). The
+//! rule that breaks every such cycle:
+//!
+//! - A pool thread that waits in a shutdown (of any pool) is marked as waiting in its own
+//!   pool's `Exits::in_shutdown_wait` for as long as it waits.
+//! - A shutdown called *from a pool thread* does not wait for threads so marked (the caller's
+//!   own thread included, when it shuts down its own pool): it returns once every other thread
+//!   has exited, and reports the marked threads' tasks as `still_running`.
+//!
+//! A wait-for cycle would need a waiting shutdown to wait for a thread that is itself waiting
+//! in a shutdown; a pool thread's shutdown never does, and a shutdown called from outside every
+//! pool cannot be waited for by anyone, so no cycle can form. A marked thread is not abandoned:
+//! its task goes on once its own shutdown call returns, and the thread exits as usual.
 
 use std::time::{Duration, Instant};
 
@@ -67,29 +87,42 @@ impl Shared {
         let deadline = started.checked_add(timeout);
         this.begin_shutdown();
 
-        // A pool thread shutting down its own pool cannot wait for itself.
-        let me = worker::with_current(|ctx| {
-            ctx.filter(|ctx| Arc::ptr_eq(&ctx.shared, this))
-                .map(|ctx| ctx.seq)
-        });
-        let allowed = usize::from(me.is_some());
+        // The calling thread's own pool, if it is a pool thread, and its number there.
+        let caller = worker::with_current(|ctx| ctx.map(|ctx| (ctx.shared.clone(), ctx.seq)));
+        let me = caller
+            .as_ref()
+            .filter(|(own, _)| Arc::ptr_eq(own, this))
+            .map(|(_, seq)| *seq);
+        // Marked while it waits: shutdowns called from other pool threads do not wait for it.
+        let _mark = caller.as_ref().map(|(own, _)| WaitingMark::new(own));
+        let from_pool_thread = caller.is_some();
 
         let mut timed_out = false;
-        {
+        let left_running = {
             let mut exits = this.exits.lock();
-            while this.threads.load(Ordering::SeqCst) > allowed {
+            loop {
+                let threads = this.threads.load(Ordering::SeqCst);
+                // Threads not waited for: those waiting in a shutdown (the caller's own thread
+                // among them, if it is one of this pool's), when the caller is a pool thread.
+                let exempt = if from_pool_thread {
+                    exits.in_shutdown_wait
+                } else {
+                    0
+                };
+                if threads <= exempt {
+                    break threads;
+                }
                 let left = match deadline {
                     Some(deadline) => deadline.saturating_duration_since(Instant::now()),
                     None => Duration::from_secs(3600),
                 };
                 if left.is_zero() {
                     timed_out = true;
-                    break;
+                    break threads;
                 }
-                // Wake sleepers again: a worker may have parked between the flag and our wake.
                 crate::loom::wait_timeout(&this.exit_signal, &mut exits, left);
             }
-        }
+        };
 
         if timed_out {
             this.aborting.store(true, Ordering::SeqCst);
@@ -99,13 +132,26 @@ impl Shared {
                 drained,
                 "shutdown grace period ended; queued tasks cancelled"
             );
+        } else if left_running == 0 {
+            // No thread is left to run what is still queued (tasks admitted on the strength of
+            // a thread that never came): it never runs.
+            let drained = this.drain_and_cancel();
+            if drained > 0 {
+                tracing::warn!(
+                    pool = %this.name,
+                    drained,
+                    "tasks left queued with no thread to run them were cancelled"
+                );
+            }
         }
 
-        this.join_exited(me, !timed_out);
+        // Every thread but the caller's has exited: join them all. Otherwise join those that have.
+        let only_me_left = left_running <= usize::from(me.is_some());
+        this.join_exited(me, !timed_out && only_me_left);
 
-        let completed = this.counters.completed.load(Ordering::SeqCst);
-        let cancelled = this.counters.cancelled.load(Ordering::SeqCst);
-        let panicked = this.counters.panicked.load(Ordering::SeqCst);
+        let completed = this.counters.tally.completed.load(Ordering::SeqCst);
+        let cancelled = this.counters.tally.cancelled.load(Ordering::SeqCst);
+        let panicked = this.counters.tally.panicked.load(Ordering::SeqCst);
         let submitted = this.counters.submitted.load(Ordering::SeqCst);
         ShutdownReport {
             completed,
@@ -117,17 +163,41 @@ impl Shared {
         }
     }
 
-    /// Cancels every task still in a queue. Returns how many.
+    /// Cancels every task still in a queue. Returns how many. Each is counted before it is
+    /// cancelled (its handle resolves in the cancel), and a panic from user code dropped with
+    /// it is contained by the job.
     fn drain_and_cancel(&self) -> u64 {
         let mut drained = 0;
         loop {
             let job = self.injector.pop().or_else(|| self.steal_any(None));
             let Some(job) = job else { break };
             self.state.drop_pending();
+            self.counters.tally.count_cancelled();
             job.cancel();
-            self.counters.cancelled.fetch_add(1, Ordering::SeqCst);
             drained += 1;
         }
         drained
+    }
+}
+
+/// Marks a pool thread as waiting inside a shutdown, in its own pool's `Exits`, for as long as
+/// the mark lives; shutdowns waiting for that pool are woken to notice.
+struct WaitingMark<'a> {
+    pool: &'a Shared,
+}
+
+impl<'a> WaitingMark<'a> {
+    fn new(pool: &'a Shared) -> Self {
+        let mut exits = pool.exits.lock();
+        exits.in_shutdown_wait += 1;
+        pool.exit_signal.notify_all();
+        WaitingMark { pool }
+    }
+}
+
+impl Drop for WaitingMark<'_> {
+    fn drop(&mut self) {
+        // No wake-up needed: one fewer exempt thread only makes waiters wait longer.
+        self.pool.exits.lock().in_shutdown_wait -= 1;
     }
 }

@@ -18,8 +18,9 @@
 
 use crate::loom::{AtomicU64, Ordering};
 
-/// Largest number of threads one pool may have (the width of `idle` and `sleeping`).
-pub(crate) const MAX_THREADS: usize = (1 << 15) - 1;
+/// The most threads one pool may have: 32,767 (the width of the admission word's `idle` and
+/// `sleeping` counts). A larger `core_size` is refused, a larger `max_size` lowered to it.
+pub const MAX_THREADS: usize = (1 << 15) - 1;
 /// Largest queue size (keeps `pending` within its 32 bits whatever `idle` is).
 pub(crate) const MAX_QUEUE: usize = (1 << 31) - 1;
 
@@ -192,6 +193,15 @@ impl State {
         })
     }
 
+    /// A core thread counted idle before it existed ([`add_idle`](Self::add_idle)) will never
+    /// exist: a spawn handler accepted it, then dropped it unrun. Its idle count goes even while
+    /// tasks are pending: they were admitted on the strength of a worker that never came, and
+    /// the pool's other workers take them (with none left, shutdown cancels them).
+    pub(crate) fn forget_idle(&self) {
+        let before = Snapshot(self.0.fetch_sub(IDLE_ONE, Ordering::SeqCst));
+        debug_assert!(before.idle() > 0, "only a counted idle worker is forgotten");
+    }
+
     /// Undoes a [`try_leave_idle`](Self::try_leave_idle) (the thread turned out to be needed).
     pub(crate) fn rejoin_idle(&self) {
         self.0.fetch_add(IDLE_ONE, Ordering::SeqCst);
@@ -256,6 +266,17 @@ mod tests {
         assert!(state.try_leave_idle().is_err());
         let s = state.claim_idle();
         assert_eq!((s.pending(), s.idle()), (0, 0));
+    }
+
+    #[test]
+    fn a_forgotten_idle_worker_leaves_even_with_tasks_pending() {
+        let state = State::new();
+        state.add_idle(2);
+        state.try_enqueue(0).unwrap();
+        assert!(state.try_leave_idle().is_err(), "a worker may not leave");
+        state.forget_idle();
+        let s = state.load();
+        assert_eq!((s.idle(), s.pending()), (1, 1), "a worker that never came");
     }
 
     #[test]

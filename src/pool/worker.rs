@@ -4,17 +4,26 @@
 //! Finding a task follows the crossbeam-deque recipe: the worker's own deque first (tasks its
 //! thread submitted to its own pool), then the shared injector, then — only while the admission
 //! word says a task is pending somewhere — the other workers' deques.
+//!
+//! A worker never dies from user code. Jobs contain the panics of the code they run (their
+//! closures, and the `Drop`s and wakers they meet); the worker runs each job under one more
+//! `catch_unwind` as the last line of defence, so a panic that escapes a job (a scheduler's
+//! bookkeeping, say) is logged and counted as that task's panic and the thread carries on. The
+//! thread hooks run contained too. The thread is kept rather than replaced: its state (busy, with
+//! a claimed task) is exactly what the loop expects after any task, so nothing needs repair.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use crossbeam_utils::Backoff;
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
 use super::Shared;
 use super::queue::Local;
 use super::sleep::{Sleeper, Wake};
 use crate::loom::{Arc, Ordering};
-use crate::task::{Job, RunOutcome};
+use crate::task::{Job, Report, RunOutcome, contain, drop_payload, panic_message};
 
 /// What the current thread is, when it is a pool worker.
 pub(crate) struct Context {
@@ -50,6 +59,10 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Context>) -> R) -> R {
 /// The body of every pool thread. `first` is the task the thread was started for (growth), or
 /// `None` for a prestarted core thread, which the builder already counted as idle.
 pub(crate) fn run(shared: Arc<Shared>, first: Option<Job>, seq: usize, joinable: bool) {
+    shared
+        .counters
+        .threads_started
+        .fetch_add(1, Ordering::Relaxed);
     let local = Rc::new(Local::new());
     let tail = Rc::new(Tail::default());
     shared.stealers.write().push((seq, local.stealer()));
@@ -68,7 +81,7 @@ pub(crate) fn run(shared: Arc<Shared>, first: Option<Job>, seq: usize, joinable:
         tail.turned_idle.replace(false)
     };
     if let Some(hook) = &shared.hooks.on_thread_start {
-        hook();
+        contain("a pool thread's start hook", || hook());
     }
 
     let sleeper = Arc::new(Sleeper::default());
@@ -102,7 +115,7 @@ pub(crate) fn run(shared: Arc<Shared>, first: Option<Job>, seq: usize, joinable:
     };
 
     if let Some(hook) = &shared.hooks.on_thread_stop {
-        hook();
+        contain("a pool thread's stop hook", || hook());
     }
     CURRENT.with(|current| current.borrow_mut().take());
     shared.stealers.write().retain(|(s, _)| *s != seq);
@@ -289,25 +302,30 @@ impl Shared {
     }
 
     /// Runs (or, after the grace period, cancels) one claimed job as the worker's top-level task
-    /// ([`Job::run_top`]: a flow may end it with a tail hand-off) and counts the outcome.
+    /// ([`Job::run_top`]: a flow may end it with a tail hand-off) and counts the outcome: the job
+    /// counts itself before it publishes to a handle, else the worker counts it after the run
+    /// (a [`Report`] counts once). Nothing the job does unwinds out of here.
     pub(crate) fn run_job(&self, job: Job) {
         if self.aborting.load(Ordering::Relaxed) {
-            job.cancel();
-            self.counters.cancelled.fetch_add(1, Ordering::Relaxed);
+            // counted first: the cancel resolves the handle
+            self.counters.tally.count_cancelled();
+            contain("cancelling a task at the deadline", || job.cancel());
             return;
         }
-        match job.run_top() {
-            RunOutcome::Completed => {
-                self.counters.completed.fetch_add(1, Ordering::Relaxed);
+        let report = Report::new(&self.counters.tally);
+        let outcome = match catch_unwind(AssertUnwindSafe(|| job.run_top(&report))) {
+            Ok(outcome) => outcome,
+            Err(payload) => {
+                // A job contains its user code's panics; this one came from around it.
+                let message = panic_message(&*payload);
+                drop_payload(payload);
+                tracing::error!(pool = %self.name, panic = %message, "a panic escaped a task's own handling; counted as the task's panic");
+                RunOutcome::Panicked(message)
             }
-            RunOutcome::Panicked(message) => {
-                self.counters.panicked.fetch_add(1, Ordering::Relaxed);
-                self.counters.completed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(pool = %self.name, panic = %message, "task panicked; the worker thread carries on");
-            }
-            RunOutcome::Skipped => {
-                self.counters.cancelled.fetch_add(1, Ordering::Relaxed);
-            }
+        };
+        report.count(&outcome);
+        if let RunOutcome::Panicked(message) = outcome {
+            tracing::warn!(pool = %self.name, panic = %message, "task panicked; the worker thread carries on");
         }
     }
 

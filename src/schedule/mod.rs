@@ -32,7 +32,7 @@ use crate::loom::Mutex;
 
 use crate::dispatch::retry_later;
 use crate::scheduler::Scheduler;
-use crate::task::{Completer, TaskError, panic_message};
+use crate::task::{Completer, Panic, TaskError, drop_contained};
 use crate::timer::TimerRefusal;
 use crate::view::TimedEntry;
 
@@ -128,48 +128,58 @@ impl Scheduler {
                     match catch_unwind(AssertUnwindSafe(f)) {
                         Ok(output) => done.complete(Ok(output)),
                         Err(payload) => {
-                            let message = panic_message(&*payload);
-                            done.complete(Err(TaskError::Panicked(message)));
-                            resume_unwind(payload);
+                            // The handle gets the original payload; the pool, which counts
+                            // the panic, gets its message.
+                            let panic = Panic::caught(payload);
+                            let message = panic.message().to_owned();
+                            done.complete(Err(TaskError::Panicked(panic)));
+                            resume_unwind(Box::new(message));
                         }
                     }
                 }
             })
         };
         view.register_timed(Arc::downgrade(&task) as Weak<dyn TimedEntry>);
-        if delay.is_zero() {
+        let scheduled = if delay.is_zero() {
             *task.phase.lock() = Phase::Armed {
                 key: None,
                 work: Some(work),
             };
-            return match task.offer_once() {
-                Offer::Dispatched | Offer::Gone => Ok(ScheduledHandle { task, value }),
+            match task.offer_once() {
+                Offer::Dispatched | Offer::Gone => Ok(()),
                 Offer::Busy => {
                     retry_later(&view.timer, OneShot { task: task.clone() }, 0);
-                    Ok(ScheduledHandle { task, value })
+                    Ok(())
                 }
-                Offer::Closed => refuse(ScheduleErrorKind::Shutdown, take_back(&slot)),
+                Offer::Closed => Err(ScheduleErrorKind::Shutdown),
+            }
+        } else {
+            let armed = {
+                let mut phase = task.phase.lock();
+                *phase = Phase::Armed {
+                    key: None,
+                    work: Some(work),
+                };
+                task.arm(&mut phase, now + delay, None)
             };
-        }
-        let armed = {
-            let mut phase = task.phase.lock();
-            *phase = Phase::Armed {
-                key: None,
-                work: Some(work),
-            };
-            task.arm(&mut phase, now + delay, None)
-        };
-        match armed {
-            Ok(()) => Ok(ScheduledHandle { task, value }),
-            Err(why) => {
+            armed.map_err(|why| {
                 let work = match std::mem::replace(&mut *task.phase.lock(), Phase::Cancelled) {
                     Phase::Armed { work, .. } => work,
                     _ => None,
                 };
                 drop(work);
                 view.leave_unrun();
-                refuse(ScheduleErrorKind::from_timer(why), take_back(&slot))
+                ScheduleErrorKind::from_timer(why)
+            })
+        };
+        match scheduled {
+            Ok(()) => {
+                // If the task was given up meanwhile (a cancel, a shutdown), the closure is still
+                // in the slot and this is its last owner: its `Drop` is user code.
+                drop_contained("a delayed task's closure", slot);
+                Ok(ScheduledHandle { task, value })
             }
+            Err(kind) => refuse(kind, take_back(&slot)),
         }
     }
 

@@ -24,10 +24,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::dispatch::{Attempt, Patience, Redeliver, drop_user_value};
+use crate::dispatch::{Attempt, Patience, Redeliver};
 use crate::loom::{AtomicBool, AtomicU64, Mutex, Ordering};
 use crate::rejected::RejectKind;
-use crate::task::{Completer, HandleJob, PlainJob, TaskHandle};
+use crate::task::{Completer, HandleJob, PlainJob, TaskHandle, drop_contained};
 use crate::timer::{Fire, TimerKey, TimerRefusal};
 use crate::view::{LogLimiter, TaskScope, TimedEntry, View};
 
@@ -210,7 +210,7 @@ impl TimedTask {
                 } else {
                     self.view.leave_unrun();
                 }
-                drop_user_value(work, "a delayed task's closure");
+                drop_contained("a delayed task's closure", work);
             }
             Fire::Due if self.is_periodic() => self.tick(due, wall),
             Fire::Due => self.fire_once(),
@@ -281,7 +281,7 @@ impl TimedTask {
     fn give_up(&self, work: OnceWork) {
         *self.phase.lock() = Phase::Cancelled;
         self.view.leave_unrun();
-        drop_user_value(work, "a delayed task's closure");
+        drop_contained("a delayed task's closure", work);
     }
 
     /// A periodic tick: re-arm (fixed rate, cron), then dispatch one run unless the previous
@@ -385,10 +385,20 @@ impl TimedTask {
         drop(entry);
         if let Some(work) = work {
             self.view.leave_unrun();
-            drop_user_value(work, "a delayed task's closure");
+            drop_contained("a delayed task's closure", work);
         }
         self.end_schedule();
         true
+    }
+}
+
+/// The last reference to a timed task may go on any thread (a pool thread after a run, the timer
+/// after an action): a periodic closure dropped there is user code, so its `Drop` is contained.
+impl Drop for TimedTask {
+    fn drop(&mut self) {
+        if let Some(work) = self.work.get_mut().take() {
+            drop_contained("a periodic task's closure", work);
+        }
     }
 }
 

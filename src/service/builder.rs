@@ -4,6 +4,8 @@
 use std::fmt;
 use std::io;
 use std::sync::Arc;
+#[cfg(feature = "metrics")]
+use std::time::Duration;
 
 use crate::config::{PoolSpec, PoolsConfig, Resources, Strategy};
 use crate::dispatch::{PoolKind, ServicePool};
@@ -19,6 +21,9 @@ pub struct ServiceBuilder {
     pub(super) config: Option<PoolsConfig>,
     pub(super) name: String,
     pub(super) hooks: ThreadHooks,
+    /// The interval of periodic publishing (`metrics` feature), if asked for.
+    #[cfg(feature = "metrics")]
+    pub(super) publish_every: Option<Duration>,
 }
 
 impl fmt::Debug for ServiceBuilder {
@@ -73,6 +78,68 @@ impl ServiceBuilder {
         self
     }
 
+    /// Publishes every pool's and scheduler's figures through the `metrics` facade every
+    /// `interval`, from the service's timer thread, to the global recorder (install one first,
+    /// e.g. `metrics-exporter-prometheus`'s); and once more at shutdown, when every task is
+    /// accounted for. Available with the cargo feature `metrics`.
+    ///
+    /// Publishing samples counters the service keeps anyway: the path of a task does no more
+    /// work with it on than off. An interval under 10 ms is raised to 10 ms; one too long to
+    /// add to an [`Instant`](std::time::Instant) publishes only at shutdown and on
+    /// [`SchedulerService::publish_metrics_now`].
+    ///
+    /// Families (Prometheus names; counters are published as absolute values, gauges as set
+    /// values). Pool families are labelled `service` and `pool` (`uber`, `cpuLight`, `io`,
+    /// `cpuIntensive`, or a custom scheduler's name); scheduler families `service`, `pool`,
+    /// `class` (`CPU_LIGHT`, `IO`, `CPU_INTENSIVE`) and `scheduler` (its name):
+    ///
+    /// | family | type | what |
+    /// |---|---|---|
+    /// | `uberpool_pool_threads` | gauge | threads alive |
+    /// | `uberpool_pool_idle_threads`, `uberpool_pool_active_threads` | gauge | threads without / with a task |
+    /// | `uberpool_pool_queued_tasks` | gauge | tasks waiting for a thread |
+    /// | `uberpool_pool_peak_threads`, `uberpool_pool_max_threads` | gauge | most threads alive at once; allowed |
+    /// | `uberpool_pool_queue_capacity` | gauge | the pool's queue size |
+    /// | `uberpool_pool_submitted_tasks_total`, `..._completed_tasks_total`, `..._cancelled_tasks_total` | counter | tasks accepted; run to their end (panicked or not); never run |
+    /// | `uberpool_pool_rejected_tasks_total` | counter | offers refused because the pool was full |
+    /// | `uberpool_pool_caller_ran_tasks_total` | counter | tasks run on the submitting thread |
+    /// | `uberpool_pool_waited_submissions_total` | counter | submissions that waited for the pool |
+    /// | `uberpool_pool_panicked_tasks_total` | counter | tasks that panicked |
+    /// | `uberpool_pool_light_overruns_total` | counter | CPU_LIGHT tasks over the 10 ms budget |
+    /// | `uberpool_pool_hops_switched_total`, `uberpool_pool_hops_elided_total` | counter | flow steps with / without a thread switch |
+    /// | `uberpool_scheduler_rejected_tasks_total` | counter | refusals handed back by the scheduler, label `kind`: `busy`, `throttled`, `shutdown` |
+    /// | `uberpool_scheduler_concurrency_limit` | gauge | a throttled scheduler's limit (whatever its gate says now) |
+    /// | `uberpool_scheduler_in_flight_tasks`, `uberpool_scheduler_held_tasks` | gauge | tasks holding a slot of the gate; waiting in its own queue |
+    ///
+    /// Schedulers are counted by name: the fresh scheduler every `service.io()` call returns
+    /// adds to the one `{service}.io` series, so making them per call grows nothing. Figures
+    /// of pools or schedulers sharing a name are added up. Refusal counters appear for a
+    /// throttled scheduler at once, for others at their first refusal. There are no
+    /// histograms: timing every task costs the submit path a measurable share (the crate's
+    /// BENCHMARKS.md has the figures).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use metrics_exporter_prometheus::PrometheusBuilder;
+    /// use uberpool::SchedulerService;
+    ///
+    /// let prometheus = PrometheusBuilder::new().install_recorder()?;
+    /// let service = SchedulerService::builder()
+    ///     .name("mailer")
+    ///     .publish_metrics(Duration::from_secs(1))
+    ///     .build()?;
+    /// service.io().submit(|| "250 OK")?.join()?;
+    /// service.shutdown(); // publishes the final figures
+    /// let scrape = prometheus.render();
+    /// assert!(scrape.contains(r#"uberpool_pool_completed_tasks_total{service="mailer",pool="uber"} 1"#));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "metrics")]
+    pub fn publish_metrics(mut self, interval: Duration) -> Self {
+        self.publish_every = Some(interval);
+        self
+    }
+
     /// Builds the pools and starts their core threads.
     ///
     /// The resolved configuration is logged at `DEBUG` in the shape of Mule's startup splash
@@ -83,6 +150,8 @@ impl ServiceBuilder {
             None => PoolsConfig::defaults(&Resources::detect()),
         };
         let name = self.name;
+        #[cfg(feature = "metrics")]
+        let publish_every = self.publish_every;
         let shutdown_timeout = config.graceful_shutdown_timeout;
         let hooks = self.hooks;
         let make = |kind: PoolKind, spec: &PoolSpec, role: ThreadRole, target: Target| {
@@ -120,7 +189,15 @@ impl ServiceBuilder {
             },
         };
         tracing::debug!(service = %name, "{}", config.splash());
-        Ok(SchedulerService::from_parts(name, config, pools, hooks))
+        let service = SchedulerService::from_parts(name, config, pools, hooks);
+        #[cfg(feature = "metrics")]
+        if let Some(interval) = publish_every {
+            service
+                .inner
+                .observed
+                .publish_every(service.timer(), interval);
+        }
+        Ok(service)
     }
 }
 

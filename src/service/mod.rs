@@ -22,6 +22,8 @@ use crate::TaskClass;
 use crate::config::{PoolsConfig, Resources, Strategy};
 use crate::dispatch::ServicePool;
 use crate::loom::{AtomicBool, Ordering};
+#[cfg(feature = "metrics")]
+use crate::observe::Observed;
 use crate::policy::Target;
 use crate::pool::ShutdownReport;
 use crate::role::ThreadRole;
@@ -61,6 +63,9 @@ struct ServiceInner {
     /// Throttled and rate-limited views, held weakly: their gates hold accepted tasks outside
     /// the pools, which the shutdown report must account for.
     gated: WeakViews,
+    /// The pools, gates and refusal tallies the service publishes (`metrics` feature).
+    #[cfg(feature = "metrics")]
+    observed: Arc<Observed>,
 }
 
 impl ServiceInner {
@@ -127,6 +132,8 @@ impl ServiceInner {
         // retry or rate release met the shut-down pool or timer).
         let held_cancelled: u64 = gated.iter().map(|view| view.held_cancelled()).sum();
         report.cancelled += delayed_cancelled + held_cancelled;
+        #[cfg(feature = "metrics")]
+        self.observed.publish_final();
         report
     }
 }
@@ -188,6 +195,8 @@ impl SchedulerService {
             config: None,
             name: "uberpool".to_owned(),
             hooks: ThreadHooks::default(),
+            #[cfg(feature = "metrics")]
+            publish_every: None,
         }
     }
 
@@ -204,10 +213,12 @@ impl SchedulerService {
         hooks: ThreadHooks,
     ) -> Self {
         let timer = Timer::new(format!("{name}.timer"));
-        SchedulerService {
+        let service = SchedulerService {
             inner: Arc::new(ServiceInner {
                 timer,
                 gated: Mutex::new(Vec::new()),
+                #[cfg(feature = "metrics")]
+                observed: Observed::new(name.clone()),
                 name,
                 config,
                 pools,
@@ -215,7 +226,12 @@ impl SchedulerService {
                 hooks,
                 shut: AtomicBool::new(false),
             }),
+        };
+        #[cfg(feature = "metrics")]
+        for pool in service.inner.entries() {
+            service.inner.observed.watch_pool(&pool);
         }
+        service
     }
 
     /// The service's name.
@@ -259,6 +275,8 @@ impl SchedulerService {
             stop_timeout: DEFAULT_STOP_TIMEOUT,
             timer: self.inner.timer.clone(),
             throttle: None,
+            #[cfg(feature = "metrics")]
+            observed: self.inner.observed.clone(),
         })
     }
 
@@ -306,11 +324,15 @@ impl SchedulerService {
             stop_timeout: checked.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT),
             timer: self.inner.timer.clone(),
             throttle: checked.throttle,
+            #[cfg(feature = "metrics")]
+            observed: self.inner.observed.clone(),
         });
         if gated {
             let mut views = self.inner.gated.lock();
             views.retain(|view| view.strong_count() > 0);
             views.push(Arc::downgrade(scheduler.view()));
+            #[cfg(feature = "metrics")]
+            self.inner.observed.watch_gate(scheduler.view());
         }
         Ok(scheduler)
     }
@@ -358,6 +380,8 @@ impl SchedulerService {
             .build()?;
         let pool = Arc::new(ServicePool::new(pool, Target::Custom { id }, name.clone()));
         self.inner.customs.lock().push(Arc::downgrade(&pool));
+        #[cfg(feature = "metrics")]
+        self.inner.observed.watch_pool(&pool);
         Ok(Scheduler::new(ViewSpec {
             name,
             class: checked.class,
@@ -366,6 +390,8 @@ impl SchedulerService {
             stop_timeout,
             timer: self.inner.timer.clone(),
             throttle: None,
+            #[cfg(feature = "metrics")]
+            observed: self.inner.observed.clone(),
         }))
     }
 
@@ -378,6 +404,30 @@ impl SchedulerService {
             .map(|p| PoolMetrics::of(p))
             .collect();
         ServiceMetrics::new(self.inner.config.strategy, pools)
+    }
+
+    /// Publishes every pool's and scheduler's figures now through the `metrics` facade, to the
+    /// calling thread's recorder: the one set with
+    /// [`metrics::with_local_recorder`](crate::metrics::with_local_recorder) around this call, else
+    /// the global one (none installed: nothing happens). The same figures, families and labels
+    /// as the periodic publish of [`ServiceBuilder::publish_metrics`], which lists them. Use it
+    /// to publish right before a scrape, or in tests.
+    ///
+    /// ```
+    /// use metrics_exporter_prometheus::PrometheusBuilder;
+    /// use uberpool::{SchedulerService, metrics};
+    ///
+    /// let service = SchedulerService::builder().name("mailer").build()?;
+    /// service.io().submit(|| ())?.join()?;
+    /// let prometheus = PrometheusBuilder::new().build_recorder(); // any `metrics::Recorder`
+    /// metrics::with_local_recorder(&prometheus, || service.publish_metrics_now());
+    /// let scrape = prometheus.handle().render();
+    /// assert!(scrape.contains(r#"uberpool_pool_submitted_tasks_total{service="mailer",pool="uber"} 1"#));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "metrics")]
+    pub fn publish_metrics_now(&self) {
+        self.inner.observed.publish();
     }
 
     /// Mule's usage table: per pool, the schedulers using it, idle and used threads, queued

@@ -4,38 +4,32 @@
 //! (shutdown), or, when a thread could not be started for it, give the original closure back.
 //! Fire-and-forget work is a boxed [`Runnable`] ([`PlainJob`]); work with a handle keeps the
 //! closure and the cell its handle reads in the same block ([`HandleJob`]). The memory protocol
-//! is in `raw.rs` and `README.md` beside it.
+//! is in `raw.rs`, the cell's state word in `state.rs`, and both are explained in `README.md`
+//! beside them.
 //!
-//! Panics are caught here, inside the job: the worker thread never unwinds.
+//! Panics are caught here, inside the job: the worker thread never unwinds. A task's own panic
+//! becomes [`TaskError::Panicked`]; panics from user code that runs outside the task's closure
+//! (a payload's, a captured value's or a result's `Drop`, a waker) are contained where the job
+//! meets them (`unwind.rs`). A job run by a worker counts its end in the pool's tally before it
+//! publishes its outcome (`report.rs`).
 
 use std::any::Any;
-use std::fmt;
-use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
 
-use crate::loom::Ordering;
-
+mod error;
+mod handle;
 mod raw;
+mod report;
+mod state;
+mod unwind;
 
-pub(crate) use raw::Job;
+pub use error::{Panic, TaskError};
+pub use handle::TaskHandle;
 use raw::{CellRef, TaskCell};
-
-/// Why a task produced no value.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum TaskError {
-    /// The task panicked; the message is the panic payload when it was a string.
-    #[error("task panicked: {0}")]
-    Panicked(String),
-    /// The task was cancelled before it started (by [`TaskHandle::cancel`] or by a shutdown
-    /// whose grace period ended first).
-    #[error("task cancelled before it started")]
-    Cancelled,
-}
+pub(crate) use raw::{Job, ScopeEraser};
+pub(crate) use report::{Report, Tally};
+pub(crate) use unwind::{contain, drop_contained, drop_payload};
 
 /// What happened when the pool took a job.
 #[derive(Debug)]
@@ -50,18 +44,23 @@ pub(crate) enum RunOutcome {
 
 /// Work the pool can hold in a boxed [`Job`]: run it, or drop it unrun with its bookkeeping.
 pub(crate) trait Runnable: Send + 'static {
-    /// Runs the work on the current thread, catching panics.
+    /// Runs the work on the current thread, catching panics. Not counted in any pool's tally
+    /// (the dispatch layer runs work inline this way).
     fn run(self) -> RunOutcome;
     /// Runs the work as a worker's top-level task (the worker loop calls this; everything that
-    /// runs a job inline inside another task calls [`run`](Self::run)).
-    fn run_top(self) -> RunOutcome
+    /// runs a job inline inside another task calls [`run`](Self::run)). Work that publishes an
+    /// outcome to a handle must call [`Report::count`] just before it publishes; the default
+    /// runs [`run`](Self::run) and leaves the count to the worker, which counts after the run
+    /// returns (right for work that publishes nothing).
+    fn run_top(self, report: &Report<'_>) -> RunOutcome
     where
         Self: Sized,
     {
+        let _ = report;
         self.run()
     }
     /// Drops the work without running it (shutdown); a handle, if any, yields
-    /// [`TaskError::Cancelled`].
+    /// [`TaskError::Cancelled`]. A panic from user code dropped here must be contained.
     fn cancel(self);
 }
 
@@ -105,18 +104,24 @@ impl<F: FnOnce() + Send + 'static, H: RunHooks> Runnable for PlainJob<F, H> {
     fn run(self) -> RunOutcome {
         let PlainJob(f, mut hooks) = self;
         if !hooks.begin() {
+            drop_contained("a cancelled task's closure", f);
             return RunOutcome::Skipped;
         }
         let result = catch_unwind(AssertUnwindSafe(f));
         hooks.end();
         match result {
             Ok(()) => RunOutcome::Completed,
-            Err(payload) => RunOutcome::Panicked(panic_message(&*payload)),
+            Err(payload) => {
+                let message = panic_message(&*payload);
+                drop_payload(payload);
+                RunOutcome::Panicked(message)
+            }
         }
     }
 
     fn cancel(self) {
-        let PlainJob(_, mut hooks) = self;
+        let PlainJob(f, mut hooks) = self;
+        drop_contained("a cancelled task's closure", f);
         hooks.discard();
     }
 }
@@ -130,45 +135,6 @@ impl<F: FnOnce() + Send + 'static, H: RunHooks> PlainJob<F, H> {
     /// Takes the closure back out of a job built as `PlainJob<F, H>`.
     pub(crate) fn recover(job: Job) -> F {
         job.recover::<PlainJob<F, H>>().0
-    }
-}
-
-const QUEUED: usize = 0;
-const RUNNING: usize = 1;
-const DONE: usize = 2;
-const CANCELLED: usize = 3;
-
-struct Slot<T> {
-    outcome: Option<Result<T, TaskError>>,
-    waker: Option<Waker>,
-}
-
-impl<T> TaskCell<T> {
-    fn finish(&self, outcome: Result<T, TaskError>, state: usize) {
-        let waker = {
-            let mut slot = self.slot.lock();
-            slot.outcome = Some(outcome);
-            self.state.store(state, Ordering::Release);
-            self.done.notify_all();
-            slot.waker.take()
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-
-    /// Moves QUEUED → CANCELLED; `true` if this call won.
-    fn try_cancel(&self) -> bool {
-        if self
-            .state
-            .compare_exchange(QUEUED, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
-            self.finish(Err(TaskError::Cancelled), CANCELLED);
-            true
-        } else {
-            false
-        }
     }
 }
 
@@ -195,7 +161,7 @@ where
     /// Builds the job, wrapped in `hooks`, and the handle that observes it.
     pub(crate) fn with_hooks(f: F, hooks: H) -> (Job, TaskHandle<T>) {
         let (job, cell) = Job::with_cell(f, hooks);
-        (job, TaskHandle { cell })
+        (job, TaskHandle::new(cell))
     }
 
     /// Takes the closure back out of a job built as `HandleJob<F, T, H>`; the handle, if still
@@ -205,43 +171,74 @@ where
     }
 }
 
-/// The body of a job with a cell: run `f` unless the handle cancelled it first, and publish.
-fn run_with_cell<F, T, H>(f: F, mut hooks: H, cell: &TaskCell<T>) -> RunOutcome
+/// The body of a job with a cell: run `f` unless the handle cancelled it first, count the end in
+/// `report` (when a worker runs it), then publish.
+fn run_with_cell<F, T, H>(
+    f: F,
+    mut hooks: H,
+    cell: &TaskCell<T>,
+    report: Option<&Report<'_>>,
+) -> RunOutcome
 where
     F: FnOnce() -> T,
     H: RunHooks,
 {
-    if cell
-        .state
-        .compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
-        .is_err()
-    {
+    if !cell.state.claim_run() {
+        // The handle cancelled the task and published `Cancelled` itself.
+        report::count(report, &RunOutcome::Skipped);
+        drop_contained("a cancelled task's closure", f);
         hooks.discard();
         return RunOutcome::Skipped;
     }
+    // Claimed: from here the handle waits for this run's outcome. Should the scheduler's
+    // bookkeeping (`begin`, `end`) panic, the guard publishes a panic as it unwinds, so the
+    // handle still resolves; the worker catches and counts the panic.
+    let unwinding = PublishOnUnwind(cell);
     if !hooks.begin() {
-        cell.finish(Err(TaskError::Cancelled), CANCELLED);
+        std::mem::forget(unwinding);
+        report::count(report, &RunOutcome::Skipped);
+        cell.publish(Err(TaskError::Cancelled));
+        drop_contained("a cancelled task's closure", f);
         return RunOutcome::Skipped;
     }
     let result = catch_unwind(AssertUnwindSafe(f));
-    // The scheduler's bookkeeping ends before the value is published, so a caller that
-    // joined the handle sees the scheduler already past this task.
+    // The scheduler's bookkeeping ends and the pool counts the task before the value is
+    // published, so a caller that joined the handle sees both already past this task.
     hooks.end();
+    std::mem::forget(unwinding);
     match result {
         Ok(value) => {
-            cell.finish(Ok(value), DONE);
+            report::count(report, &RunOutcome::Completed);
+            cell.publish(Ok(value));
             RunOutcome::Completed
         }
         Err(payload) => {
-            let message = panic_message(&*payload);
-            cell.finish(Err(TaskError::Panicked(message.clone())), DONE);
-            RunOutcome::Panicked(message)
+            let panic = Panic::caught(payload);
+            let outcome = RunOutcome::Panicked(panic.message().to_owned());
+            report::count(report, &outcome);
+            cell.publish(Err(TaskError::Panicked(panic)));
+            outcome
         }
+    }
+}
+
+/// Publishes a panic if dropped: armed while a claimed task's outcome is not yet published, and
+/// forgotten (never dropped) on every normal path.
+struct PublishOnUnwind<'a, T>(&'a TaskCell<T>);
+
+impl<T> Drop for PublishOnUnwind<'_, T> {
+    fn drop(&mut self) {
+        self.0.publish(Err(TaskError::Panicked(Panic::from(
+            "a panic escaped the task's bookkeeping",
+        ))));
     }
 }
 
 /// The producing side of a [`TaskHandle`] whose work is not one closure (a flow, a future):
 /// whoever drives the work starts it, then completes it exactly once.
+///
+/// The completer is the only party that claims its cell to run (the handle only cancels), so a
+/// cell claimed to run was claimed by this completer, which alone publishes its outcome.
 pub(crate) struct Completer<T> {
     /// `None` once the outcome is published.
     cell: Option<CellRef<T>>,
@@ -251,7 +248,7 @@ impl<T: Send + 'static> Completer<T> {
     /// A new pending task: the completer and the handle that observes it.
     pub(crate) fn new() -> (Self, TaskHandle<T>) {
         let (mine, theirs) = CellRef::new_pair();
-        (Completer { cell: Some(mine) }, TaskHandle { cell: theirs })
+        (Completer { cell: Some(mine) }, TaskHandle::new(theirs))
     }
 }
 
@@ -262,19 +259,16 @@ impl<T> Completer<T> {
             .expect("a completer is used only before it completes")
     }
 
-    /// Marks the work started; `false` if the handle cancelled it first (then the work must be
-    /// dropped, and the completer too).
+    /// Marks the work started (or finds it started by an earlier call); `false` if the handle
+    /// cancelled it first (then the work must be dropped, and the completer too).
     pub(crate) fn start(&self) -> bool {
-        let cell = self.cell();
-        cell.state
-            .compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-            || cell.state.load(Ordering::Acquire) == RUNNING
+        let state = &self.cell().state;
+        state.claim_run() || state.load().is_running()
     }
 
     /// `true` if the handle cancelled the work before it started.
     pub(crate) fn is_cancelled(&self) -> bool {
-        self.cell().state.load(Ordering::Acquire) == CANCELLED
+        self.cell().state.load().is_cancelled()
     }
 
     /// Publishes the outcome (nothing, if the handle already cancelled the work).
@@ -285,17 +279,24 @@ impl<T> Completer<T> {
     }
 
     fn publish(cell: &TaskCell<T>, outcome: Result<T, TaskError>) {
-        if cell.state.load(Ordering::Acquire) == CANCELLED {
-            return;
+        let state = cell.state.load();
+        if state.is_cancelled() {
+            return; // the handle's cancel published `Cancelled`
         }
-        match outcome {
-            Err(TaskError::Cancelled) => {
-                if !cell.try_cancel() {
-                    cell.finish(Err(TaskError::Cancelled), CANCELLED);
+        if state.is_queued() {
+            let claimed = match outcome {
+                Err(TaskError::Cancelled) => {
+                    // never started: cancel (unless the handle just did)
+                    cell.try_cancel();
+                    return;
                 }
+                _ => cell.state.claim_run(),
+            };
+            if !claimed {
+                return; // the handle cancelled it meanwhile, and published
             }
-            other => cell.finish(other, DONE),
         }
+        cell.publish(outcome);
     }
 }
 
@@ -306,124 +307,6 @@ impl<T> Drop for Completer<T> {
         if let Some(cell) = self.cell.take() {
             Self::publish(&cell, Err(TaskError::Cancelled));
         }
-    }
-}
-
-/// The caller's side of a submitted task: wait for its value, cancel it, or `.await` it.
-///
-/// Dropping a handle detaches the task: it still runs, and its value is dropped.
-///
-/// ```
-/// use uberpool::pool::ThreadPool;
-///
-/// let pool = ThreadPool::builder().core_size(2).queue_size(16).build().unwrap();
-/// let handle = pool.submit(|| 6 * 7).unwrap();
-/// assert_eq!(handle.join(), Ok(42));
-/// ```
-pub struct TaskHandle<T> {
-    cell: CellRef<T>,
-}
-
-impl<T> TaskHandle<T> {
-    /// Waits for the task and returns its value, or why there is none.
-    pub fn join(self) -> Result<T, TaskError> {
-        let mut slot = self.cell.slot.lock();
-        loop {
-            if let Some(outcome) = slot.outcome.take() {
-                return outcome;
-            }
-            self.cell.done.wait(&mut slot);
-        }
-    }
-
-    /// Waits at most `timeout` for the task.
-    ///
-    /// Returns `Ok(outcome)` when the task finished (or was cancelled) in time, and gives the
-    /// handle back as `Err(handle)` when it did not, so the caller can wait again or cancel.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use uberpool::pool::ThreadPool;
-    ///
-    /// let pool = ThreadPool::builder().core_size(1).queue_size(4).build().unwrap();
-    /// let (tx, rx) = std::sync::mpsc::channel::<()>();
-    /// let handle = pool.submit(move || rx.recv().is_ok()).unwrap();
-    /// let handle = handle.join_timeout(Duration::from_millis(1)).unwrap_err(); // still blocked
-    /// tx.send(()).unwrap();
-    /// assert_eq!(handle.join_timeout(Duration::from_secs(30)).ok(), Some(Ok(true)));
-    /// ```
-    pub fn join_timeout(self, timeout: Duration) -> Result<Result<T, TaskError>, TaskHandle<T>> {
-        let deadline = Instant::now().checked_add(timeout);
-        {
-            let mut slot = self.cell.slot.lock();
-            loop {
-                if let Some(outcome) = slot.outcome.take() {
-                    return Ok(outcome);
-                }
-                let left = match deadline {
-                    Some(deadline) => deadline.saturating_duration_since(Instant::now()),
-                    None => Duration::from_secs(3600),
-                };
-                if left.is_zero() {
-                    break;
-                }
-                crate::loom::wait_timeout(&self.cell.done, &mut slot, left);
-            }
-        }
-        Err(self)
-    }
-
-    /// `true` once the task has finished running or was cancelled: [`join`](Self::join) will
-    /// not block.
-    pub fn is_finished(&self) -> bool {
-        matches!(self.cell.state.load(Ordering::Acquire), DONE | CANCELLED)
-    }
-
-    /// Cancels the task if it has not started; `true` if it will never run.
-    ///
-    /// A task that already started cannot be stopped; `cancel` then returns `false` and the
-    /// task runs to its end.
-    pub fn cancel(&self) -> bool {
-        self.cell.try_cancel()
-    }
-}
-
-impl<T> fmt::Debug for TaskHandle<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match self.cell.state.load(Ordering::Acquire) {
-            QUEUED => "queued",
-            RUNNING => "running",
-            DONE => "done",
-            _ => "cancelled",
-        };
-        f.debug_struct("TaskHandle").field("state", &state).finish()
-    }
-}
-
-/// A handle is a pointer to its task's cell: moving it never moves the task, whatever `T` is.
-impl<T> Unpin for TaskHandle<T> {}
-
-/// Awaiting a handle waits for the task without blocking the executor thread.
-///
-/// The pool thread that finishes the task wakes the awaiting future's waker. Polling again
-/// after the future returned `Ready` panics, like other completed futures.
-impl<T> Future for TaskHandle<T> {
-    type Output = Result<T, TaskError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut slot = self.cell.slot.lock();
-        if let Some(outcome) = slot.outcome.take() {
-            return Poll::Ready(outcome);
-        }
-        assert!(
-            !matches!(self.cell.state.load(Ordering::Acquire), DONE | CANCELLED),
-            "TaskHandle polled after it returned Ready"
-        );
-        match &slot.waker {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            _ => slot.waker = Some(cx.waker().clone()),
-        }
-        Poll::Pending
     }
 }
 
@@ -452,7 +335,10 @@ mod tests {
     fn cancelled_handle_job_is_skipped_and_never_runs() {
         let (job, handle) = HandleJob::job(|| -> u8 { panic!("must not run") });
         assert!(handle.cancel());
-        assert!(!handle.cancel(), "a second cancel does nothing");
+        assert!(
+            handle.cancel(),
+            "a second cancel changes nothing, and still says the task will never run"
+        );
         assert!(matches!(job.run(), RunOutcome::Skipped));
         assert_eq!(handle.join(), Err(TaskError::Cancelled));
     }

@@ -18,6 +18,15 @@
 //!    consumes the job. It is `ManuallyDrop`, so freeing the block never drops it again.
 //! 3. `refs` counts the `Job` (while it exists) and every `CellRef`; the decrement that reaches
 //!    zero (`AcqRel`, so every earlier use of the block happens before) frees the block.
+//! 4. A closure whose borrows were erased by [`ScopeEraser::erase`] is run or dropped before
+//!    [`ScopeEraser::with_scope`] returns: the eraser counts every closure it erased, the count is
+//!    left only after the closure — and everything it captured — is gone, and `with_scope`
+//!    returns only at zero. The eraser is lent only to `with_scope`'s body, for a lifetime the
+//!    body cannot extend, so nothing erased can borrow longer than the call.
+//!
+//! User values met here (the closure dropped unrun, an outcome nobody took) are dropped through
+//! `unwind.rs`, so a panicking `Drop` never unwinds through this module's bookkeeping; a job
+//! consumed unrun claims its cell (and publishes `Cancelled`) before it drops the closure.
 
 #![allow(unsafe_code)]
 
@@ -29,9 +38,94 @@ use std::mem::ManuallyDrop;
 use std::ops::Deref;
 use std::ptr::NonNull;
 
-use crate::loom::{AtomicUsize, Condvar, Mutex, Ordering};
+use crate::loom::{Arc, AtomicUsize, Condvar, Mutex, Ordering};
 
-use super::{QUEUED, RunHooks, RunOutcome, Runnable, Slot};
+use super::handle::Slot;
+use super::state::State;
+use super::{Report, RunHooks, RunOutcome, Runnable, drop_contained};
+
+/// Lends closures that borrow from a caller's stack to pools, and waits for them (invariant 4).
+///
+/// Only [`with_scope`](Self::with_scope) makes one, and only lends it to its body, for a
+/// lifetime the body cannot extend; every closure [`erase`](Self::erase)d through it is counted
+/// until the closure and everything it captured is gone, run or dropped; `with_scope` returns
+/// only when the count is back at zero, even when the body panics.
+#[derive(Debug)]
+pub(crate) struct ScopeEraser {
+    outstanding: Arc<Outstanding>,
+}
+
+#[derive(Debug, Default)]
+struct Outstanding {
+    count: Mutex<usize>,
+    /// Signalled when `count` reaches zero.
+    zero: Condvar,
+}
+
+/// Leaves the count when dropped; declared after the closure it guards, so it drops after it.
+struct Guarded<F> {
+    work: Option<F>,
+    outstanding: Arc<Outstanding>,
+}
+
+impl<F> Drop for Guarded<F> {
+    fn drop(&mut self) {
+        if let Some(work) = self.work.take() {
+            drop_contained("a scoped task's closure", work);
+        }
+        let mut count = self.outstanding.count.lock();
+        *count -= 1;
+        if *count == 0 {
+            self.outstanding.zero.notify_all();
+        }
+    }
+}
+
+impl ScopeEraser {
+    /// Runs `body` with an eraser and returns its result once every closure erased through the
+    /// eraser has been run or dropped; a panic of `body` comes back as `Err` after that wait.
+    pub(crate) fn with_scope<R>(
+        body: impl for<'s> FnOnce(&'s ScopeEraser) -> R,
+    ) -> std::thread::Result<R> {
+        let eraser = ScopeEraser {
+            outstanding: Arc::new(Outstanding::default()),
+        };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&eraser)));
+        let mut count = eraser.outstanding.count.lock();
+        while *count > 0 {
+            eraser.outstanding.zero.wait(&mut count);
+        }
+        result
+    }
+
+    /// `work`, which borrows for `'s` (no longer than this eraser is lent), as a `'static`
+    /// closure a pool can hold; counted until it and its captures are gone.
+    pub(crate) fn erase<'s, T: 'static>(
+        &'s self,
+        work: impl FnOnce() -> T + Send + 's,
+    ) -> Box<dyn FnOnce() -> T + Send + 'static> {
+        *self.outstanding.count.lock() += 1;
+        let mut guarded = Guarded {
+            work: Some(work),
+            outstanding: self.outstanding.clone(),
+        };
+        let boxed: Box<dyn FnOnce() -> T + Send + 's> = Box::new(move || {
+            let work = guarded.work.take().expect("a guarded closure runs once");
+            work()
+            // `guarded` drops after the closure was consumed: the count is left last.
+        });
+        // SAFETY: invariant 4. The two types differ only in the trait object's lifetime bound
+        // (same layout and vtable). The closure's borrows are valid for `'s`, which ends before
+        // `with_scope` returns (the eraser is only lent to its body); `with_scope` waits until
+        // `Guarded` has dropped the closure and left the count; the value is `'static`.
+        unsafe {
+            std::mem::transmute::<
+                Box<dyn FnOnce() -> T + Send + 's>,
+                Box<dyn FnOnce() -> T + Send + 'static>,
+            >(boxed)
+        }
+    }
+}
 
 /// The first field of every block: how to run, cancel, drop, identify and free it.
 #[repr(C)]
@@ -42,8 +136,8 @@ pub(crate) struct Header {
 struct VTable {
     /// Consumes the job: runs it (or skips it when cancelled) and lets go of the block.
     run: unsafe fn(NonNull<Header>) -> RunOutcome,
-    /// `run`, called by the worker loop for its top-level task.
-    run_top: unsafe fn(NonNull<Header>) -> RunOutcome,
+    /// `run`, called by the worker loop for its top-level task, counted in the report.
+    run_top: unsafe fn(NonNull<Header>, &Report<'_>) -> RunOutcome,
     /// Consumes the job without running it; a handle yields `Cancelled`.
     cancel: unsafe fn(NonNull<Header>),
     /// Consumes the job when it is dropped unrun: drops its contents, a handle yields
@@ -95,11 +189,12 @@ impl Job {
         unsafe { run(self.into_raw()) }
     }
 
-    /// Runs the job as the worker's top-level task ([`Runnable::run_top`]).
-    pub(crate) fn run_top(self) -> RunOutcome {
+    /// Runs the job as the worker's top-level task ([`Runnable::run_top`]); a job with a handle
+    /// counts its end in `report` before it publishes it.
+    pub(crate) fn run_top(self, report: &Report<'_>) -> RunOutcome {
         let run_top = self.vtable().run_top;
         // SAFETY: as in `run`.
-        unsafe { run_top(self.into_raw()) }
+        unsafe { run_top(self.into_raw(), report) }
     }
 
     /// Drops the job without running it; its handle (if any) yields `Cancelled`.
@@ -165,8 +260,8 @@ impl Job {
         );
         // SAFETY: the block is a `WithCell<F, T, H>` (checked above) and the job is consumed.
         let (f, hooks, cell) = unsafe { WithCell::<F, T, H>::take(self.into_raw()) };
-        drop(hooks);
         cell.try_cancel();
+        drop(hooks);
         f
     }
 }
@@ -217,9 +312,9 @@ impl<R: Runnable> Boxed<R> {
         unsafe { Self::take(ptr) }.run()
     }
 
-    unsafe fn run_top(ptr: NonNull<Header>) -> RunOutcome {
+    unsafe fn run_top(ptr: NonNull<Header>, report: &Report<'_>) -> RunOutcome {
         // SAFETY: as in `run`.
-        unsafe { Self::take(ptr) }.run_top()
+        unsafe { Self::take(ptr) }.run_top(report)
     }
 
     unsafe fn cancel(ptr: NonNull<Header>) {
@@ -229,7 +324,7 @@ impl<R: Runnable> Boxed<R> {
 
     unsafe fn drop_job(ptr: NonNull<Header>) {
         // SAFETY: as in `run`.
-        drop(unsafe { Self::take(ptr) });
+        drop_contained("a job dropped unrun", unsafe { Self::take(ptr) });
     }
 }
 
@@ -240,15 +335,17 @@ unsafe fn never_dealloc(_: NonNull<Header>) {
 
 /// The state a task and its handle share, at the start of its block.
 ///
-/// `state` moves QUEUED → RUNNING → DONE, or QUEUED → CANCELLED; exactly one party wins the
-/// move out of QUEUED (the runner or a canceller), so a task either runs once or never.
-/// `slot` holds the outcome until the handle takes it, and the waker of an awaiting future.
+/// `state` is the task word (`state.rs`): exactly one party claims the task (the runner or a
+/// canceller), so a task either runs once or never; the claimer publishes the outcome into
+/// `slot`, where it stays until the handle takes it, beside the waker of an awaiting future.
 #[repr(C)]
 pub(crate) struct TaskCell<T> {
     header: Header,
+    /// References to the block (invariant 3).
     refs: AtomicUsize,
-    pub(super) state: AtomicUsize,
+    pub(super) state: State,
     pub(super) slot: Mutex<Slot<T>>,
+    /// Notified (with `slot` held) when the outcome is published.
     pub(super) done: Condvar,
 }
 
@@ -258,12 +355,21 @@ impl<T> TaskCell<T> {
         Self {
             header: Header { vtable },
             refs: AtomicUsize::new(2),
-            state: AtomicUsize::new(QUEUED),
-            slot: Mutex::new(Slot {
-                outcome: None,
-                waker: None,
-            }),
+            state: State::new(),
+            slot: Mutex::new(Slot::new()),
             done: Condvar::new(),
+        }
+    }
+
+    /// Drops what the slot still holds (an outcome nobody took), containing a panic from its
+    /// `Drop`. Called by the last reference, which owns the block, just before freeing it.
+    fn drop_leftovers(&mut self) {
+        let slot = self.slot.get_mut();
+        if let Some(outcome) = slot.outcome.take() {
+            drop_contained("a task's result that nobody took", outcome);
+        }
+        if let Some(waker) = slot.waker.take() {
+            drop_contained("a task handle's waker", waker);
         }
     }
 }
@@ -299,7 +405,7 @@ impl<T: Send + 'static> CellRef<T> {
 
     const BARE: &'static VTable = &VTable {
         run: never_run,
-        run_top: never_run,
+        run_top: never_run_top,
         cancel: never_consume,
         drop_job: never_consume,
         type_id: TypeId::of::<TaskCell<T>>,
@@ -309,12 +415,19 @@ impl<T: Send + 'static> CellRef<T> {
     unsafe fn dealloc_bare(ptr: NonNull<Header>) {
         // SAFETY: called once, by the last reference, on a block leaked from a
         // `Box<TaskCell<T>>` in `new_pair`.
-        drop(unsafe { Box::from_raw(ptr.cast::<TaskCell<T>>().as_ptr()) });
+        let mut block = unsafe { Box::from_raw(ptr.cast::<TaskCell<T>>().as_ptr()) };
+        block.drop_leftovers();
+        drop(block);
     }
 }
 
 /// A bare cell is never turned into a job.
 unsafe fn never_run(_: NonNull<Header>) -> RunOutcome {
+    unreachable!("a bare task cell is never a job")
+}
+
+/// A bare cell is never turned into a job.
+unsafe fn never_run_top(_: NonNull<Header>, _: &Report<'_>) -> RunOutcome {
     unreachable!("a bare task cell is never a job")
 }
 
@@ -359,7 +472,7 @@ where
 {
     const VTABLE: &'static VTable = &VTable {
         run: Self::run,
-        run_top: Self::run,
+        run_top: Self::run_top,
         cancel: Self::cancel,
         drop_job: Self::drop_job,
         type_id: TypeId::of::<Self>,
@@ -386,76 +499,45 @@ where
     unsafe fn run(ptr: NonNull<Header>) -> RunOutcome {
         // SAFETY: the vtable is this type's; the caller consumed the job.
         let (f, hooks, cell) = unsafe { Self::take(ptr) };
-        super::run_with_cell(f, hooks, &cell)
+        super::run_with_cell(f, hooks, &cell, None)
     }
 
+    unsafe fn run_top(ptr: NonNull<Header>, report: &Report<'_>) -> RunOutcome {
+        // SAFETY: as in `run`.
+        let (f, hooks, cell) = unsafe { Self::take(ptr) };
+        super::run_with_cell(f, hooks, &cell, Some(report))
+    }
+
+    /// Cancelled by the pool: the handle resolves first, then the closure is dropped.
     unsafe fn cancel(ptr: NonNull<Header>) {
         // SAFETY: as in `run`.
         let (f, mut hooks, cell) = unsafe { Self::take(ptr) };
-        drop(f);
         cell.try_cancel();
+        drop_contained("a cancelled task's closure", f);
         hooks.discard();
     }
 
     unsafe fn drop_job(ptr: NonNull<Header>) {
         // SAFETY: as in `run`.
         let (f, hooks, cell) = unsafe { Self::take(ptr) };
-        drop(f);
-        drop(hooks);
         cell.try_cancel();
+        drop_contained("a task's closure dropped unrun", f);
+        drop(hooks);
     }
 
     unsafe fn dealloc(ptr: NonNull<Header>) {
         // SAFETY: called once, by the last reference, on a block leaked from a `Box<Self>` in
         // `Job::with_cell`; the `ManuallyDrop` closure part was taken already.
-        drop(unsafe { Box::from_raw(ptr.cast::<Self>().as_ptr()) });
+        let mut block = unsafe { Box::from_raw(ptr.cast::<Self>().as_ptr()) };
+        block.cell.drop_leftovers();
+        drop(block);
     }
 }
 
 #[cfg(all(test, not(loom)))]
-mod tests {
-    use super::*;
+#[path = "raw_tests.rs"]
+mod tests;
 
-    #[test]
-    fn a_job_is_one_pointer_wide() {
-        assert_eq!(size_of::<Job>(), size_of::<usize>());
-        assert_eq!(size_of::<Option<Job>>(), size_of::<usize>());
-    }
-
-    #[test]
-    fn dropping_an_unrun_job_drops_its_closure_once() {
-        let witness = std::sync::Arc::new(());
-        let held = witness.clone();
-        let job = Job::new(super::super::PlainJob(move || drop(held), ()));
-        assert_eq!(std::sync::Arc::strong_count(&witness), 2);
-        drop(job);
-        assert_eq!(std::sync::Arc::strong_count(&witness), 1);
-
-        let held = witness.clone();
-        let (job, cell) = Job::with_cell(move || drop(held), ());
-        drop(job);
-        assert_eq!(std::sync::Arc::strong_count(&witness), 1);
-        assert_eq!(cell.state.load(Ordering::Acquire), super::super::CANCELLED);
-    }
-
-    #[test]
-    fn the_block_outlives_whichever_side_lets_go_first() {
-        let (job, cell) = Job::with_cell(|| String::from("kept"), ());
-        drop(cell);
-        assert!(matches!(job.run(), RunOutcome::Completed));
-
-        let (job, cell) = Job::with_cell(|| String::from("kept"), ());
-        assert!(matches!(job.run(), RunOutcome::Completed));
-        assert_eq!(
-            cell.slot.lock().outcome.take(),
-            Some(Ok(String::from("kept")))
-        );
-    }
-}
-
-/// loom models of the shared block: one party wins QUEUED, the outcome reaches the handle, and
-/// the block is freed once whichever side lets go last. Run with
-/// `RUSTFLAGS="--cfg loom" cargo test --release --lib loom`.
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::super::{HandleJob, RunOutcome, TaskError};

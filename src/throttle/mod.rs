@@ -487,5 +487,8 @@ impl Throttle {
 #[cfg(all(test, not(loom)))]
 mod tests;
 
+#[cfg(all(test, not(loom)))]
+mod adaptive_tests;
+
 #[cfg(all(test, loom))]
 mod loom_tests;

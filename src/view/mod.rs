@@ -22,10 +22,14 @@ use std::time::{Duration, Instant};
 use crate::TaskClass;
 use crate::dispatch::{InlineRun, Offered, Patience, ServicePool};
 use crate::loom::{AtomicU64, Mutex, Ordering};
+#[cfg(feature = "metrics")]
+use crate::observe::{Gated, Observed, RefusalTally, SchedulerKey};
 use crate::policy::{self, Decision};
 use crate::rejected::RejectKind;
 use crate::role::current_role;
 use crate::task::{Job, RunOutcome};
+#[cfg(feature = "metrics")]
+use crate::throttle::ThrottleStatus;
 use crate::throttle::{Entry, Throttle};
 use crate::timer::Timer;
 
@@ -62,6 +66,9 @@ pub(crate) struct ViewSpec {
     pub(crate) timer: Timer,
     /// The gate of a throttled or rate-limited view.
     pub(crate) throttle: Option<Throttle>,
+    /// What the service publishes: the view counts its refusals there.
+    #[cfg(feature = "metrics")]
+    pub(crate) observed: Arc<Observed>,
 }
 
 static NEXT_VIEW_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
@@ -90,6 +97,9 @@ pub(crate) struct View {
     timed: Mutex<Vec<Weak<dyn TimedEntry>>>,
     /// Accepted tasks cancelled before they reached the pool (see `gated.rs`).
     held_cancelled: AtomicU64,
+    /// Refusals by kind, counted for publishing under the view's name (the refusal path only).
+    #[cfg(feature = "metrics")]
+    refusals: RefusalTally,
 }
 
 impl View {
@@ -112,12 +122,20 @@ impl View {
             times_tasks: adaptive || spec.class == TaskClass::CpuLight,
             timed: Mutex::new(Vec::new()),
             held_cancelled: AtomicU64::new(0),
+            #[cfg(feature = "metrics")]
+            refusals: RefusalTally::new(spec.observed),
         })
     }
 
-    /// A task enters the view (before it is offered); `false`, nothing counted, once shut.
+    /// A task enters the view (before it is offered); `false`, nothing counted in the word,
+    /// once shut (the refusal is counted for publishing).
     pub(crate) fn try_enter(&self) -> bool {
-        self.word.try_enter()
+        let entered = self.word.try_enter();
+        #[cfg(feature = "metrics")]
+        if !entered {
+            self.count_refusal(RejectKind::Shutdown);
+        }
+        entered
     }
 
     /// An entered task leaves without running (refused, cancelled before it was offered).
@@ -146,6 +164,11 @@ impl View {
     /// Offers an entered task: through the gate (throttled views), then to the pool, carrying
     /// out the caller-aware policy when either is full. A refused task comes back holding no
     /// slot; the caller undoes its entry.
+    ///
+    /// A refusal because the view or its pool is shut down is final whoever offered, and is
+    /// counted for publishing here (on the refusal branches only); `Busy` and `Throttled`
+    /// refusals are counted when they are handed back to a submitter
+    /// ([`log_refusal`](Self::log_refusal)), since timed work offers again after them.
     pub(crate) fn offer(
         self: &Arc<Self>,
         job: Job,
@@ -155,7 +178,11 @@ impl View {
             None => job,
             Some(throttle) => match self.pass_gate(throttle, job, patience) {
                 Some(Ok(job)) => job,
-                Some(Err(refused)) => return Err(refused),
+                Some(Err(refused)) => {
+                    #[cfg(feature = "metrics")]
+                    self.count_shutdown_refusal(refused.1);
+                    return Err(refused);
+                }
                 None => return Ok(()),
             },
         };
@@ -167,6 +194,8 @@ impl View {
             }
             Offered::Refused(job, kind) => {
                 self.release_slot();
+                #[cfg(feature = "metrics")]
+                self.count_shutdown_refusal(kind);
                 Err((job, kind))
             }
         }
@@ -219,8 +248,11 @@ impl View {
         drop(inline);
     }
 
-    /// Logs a refusal handed back to a submitter, at most once per interval.
+    /// Logs a refusal handed back to a submitter, at most once per interval; with the
+    /// `metrics` feature, counts it too (every time).
     pub(crate) fn log_refusal(&self, kind: RejectKind) {
+        #[cfg(feature = "metrics")]
+        self.count_refusal(kind);
         if self.refusal_log.allow() {
             tracing::warn!(
                 scheduler = %self.name,
@@ -322,6 +354,37 @@ impl View {
     /// The view's name.
     pub(crate) fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Counts a refusal of `kind` under the view's name, for publishing.
+    #[cfg(feature = "metrics")]
+    fn count_refusal(&self, kind: RejectKind) {
+        self.refusals.count(kind, || self.key());
+    }
+
+    /// Counts a refusal met by an offer if it is final wherever the offer came from: the view
+    /// or its pool is shut down.
+    #[cfg(feature = "metrics")]
+    fn count_shutdown_refusal(&self, kind: RejectKind) {
+        if kind == RejectKind::Shutdown {
+            self.count_refusal(kind);
+        }
+    }
+}
+
+/// A view as the publisher sees it: its labels and its gate's figures.
+#[cfg(feature = "metrics")]
+impl Gated for View {
+    fn key(&self) -> SchedulerKey {
+        SchedulerKey {
+            scheduler: self.name.clone(),
+            class: self.class,
+            pool: self.pool.label.clone(),
+        }
+    }
+
+    fn gate_status(&self) -> Option<ThrottleStatus> {
+        self.throttle.as_ref().map(Throttle::status)
     }
 }
 

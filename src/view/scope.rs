@@ -189,7 +189,10 @@ impl TaskScope {
 impl RunHooks for TaskScope {
     fn begin(&mut self) -> bool {
         if !self.view.word.start() {
+            // `shutdown_now` discards it: the slot goes back before the task leaves the view,
+            // so a view seen idle holds no slot.
             self.view.release_slot();
+            self.view.word.leave_queued();
             return false;
         }
         let running = Running {
@@ -236,6 +239,7 @@ impl RunHooks for TaskScope {
                 }
             }
         }
+        // The slot goes back before the task leaves the view (see `begin`).
         match mine.and_then(|running| running.feedback) {
             // A panicking task is a sample like any other: catch_unwind has already returned
             // when `end` runs, and what the task reported before it panicked stands.

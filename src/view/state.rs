@@ -13,8 +13,8 @@
 //! Transitions, each one read-modify-write:
 //! - [`ViewWord::try_enter`]: `queued + 1`, refused (nothing counted) once `SHUT` is set;
 //! - [`ViewWord::leave_queued`]: `queued - 1` (refused, cancelled, or discarded unrun);
-//! - [`ViewWord::start`]: `queued - 1, running + 1`, or only `queued - 1` under `NOW` (the task
-//!   is discarded);
+//! - [`ViewWord::start`]: `queued - 1, running + 1`; refused under `NOW`, the word unchanged (the
+//!   caller discards the task, gives its slot back, then leaves the queue);
 //! - [`ViewWord::finish`]: `running - 1`;
 //! - [`ViewWord::shut`]: sets `SHUT` (and `NOW`).
 //!
@@ -139,24 +139,16 @@ impl ViewWord {
         self.notify_if_nearly_idle(Snapshot(before.0 - QUEUED_ONE));
     }
 
-    /// A queued task starts: `true`, now counted running; `false` under `NOW` (the task left
-    /// the queue and must be discarded).
+    /// A queued task starts: `true`, now counted running; `false` under `NOW`, with the word
+    /// unchanged: the caller discards the task, gives back what it holds (its gate slot) and
+    /// only then calls [`leave_queued`](Self::leave_queued), so that a view seen idle holds
+    /// nothing any more.
     pub(crate) fn start(&self) -> bool {
-        let before = self
-            .update(|s| {
-                debug_assert!(s.queued() > 0, "only a queued task starts");
-                Some(if s.is_now() {
-                    s.0 - QUEUED_ONE
-                } else {
-                    s.0 - QUEUED_ONE + RUNNING_ONE
-                })
-            })
-            .unwrap_or_else(|s| s);
-        if before.is_now() {
-            self.notify_if_nearly_idle(Snapshot(before.0 - QUEUED_ONE));
-            return false;
-        }
-        true
+        self.update(|s| {
+            debug_assert!(s.queued() > 0, "only a queued task starts");
+            (!s.is_now()).then(|| s.0 - QUEUED_ONE + RUNNING_ONE)
+        })
+        .is_ok()
     }
 
     /// A running task ends (returned or panicked).
@@ -255,6 +247,12 @@ mod tests {
         let before = view.shut(Shut::Now);
         assert_eq!((before.queued(), before.running()), (1, 1));
         assert!(!view.start(), "the queued task is discarded");
+        assert_eq!(
+            view.load().queued(),
+            1,
+            "still queued until the caller leaves"
+        );
+        view.leave_queued();
         assert_eq!((view.load().queued(), view.load().running()), (0, 1));
         assert!(view.load().is_now() && view.load().is_shut());
         view.finish();
@@ -333,6 +331,8 @@ mod loom_tests {
                     if view.try_enter() {
                         if view.start() {
                             view.finish();
+                        } else {
+                            view.leave_queued();
                         }
                         true
                     } else {
@@ -360,6 +360,8 @@ mod loom_tests {
                     let ran = view.start();
                     if ran {
                         view.finish();
+                    } else {
+                        view.leave_queued();
                     }
                     ran
                 })

@@ -1,14 +1,14 @@
-//! The gate with an adaptive limit (`throttle/`): a lowered limit lets the tasks in flight
+//! The gate with an adaptive limit: a lowered limit lets the tasks in flight
 //! finish and admits none until fewer are in flight; a raised one starts held tasks and wakes
 //! waiting callers; the status shows the limit. Samples carry instants the tests choose.
 
 use std::time::{Duration, Instant};
 
+use crate::adaptive::{AdaptiveConcurrency, LimitDecision, Outcome};
 use crate::rejected::RejectKind;
 use crate::task::{Job, PlainJob};
-use crate::throttle::{Entry, Throttle};
 
-use super::{AdaptiveConcurrency, LimitDecision, Outcome};
+use super::{Entry, Throttle};
 
 fn job() -> Job {
     PlainJob::job(|| {}, ())
