@@ -77,7 +77,9 @@
 //! [`Scheduler::submit_timeout`] bounds every wait. Inline runs nest at most
 //! [`MAX_INLINE_DEPTH`] deep; beyond that the submission is refused. A throttled scheduler
 //! ([`SchedulerConfig::max_concurrent_tasks`], [`SchedulerConfig::rate_limit`]) applies the
-//! same rules at its own limit, refusing with [`RejectKind::Throttled`].
+//! same rules at its own limit, refusing with [`RejectKind::Throttled`]. A scheduler with an
+//! adaptive limit ([`SchedulerConfig::adaptive_concurrency`]) applies them at a limit it moves
+//! itself from its tasks' running times and the overloads they report ([`report_overload`]).
 //!
 //! # Logging
 //!
@@ -99,6 +101,7 @@
 //! | INFO | scheduler service shutting down | a service's shutdown began |
 //! | DEBUG | the resolved configuration (Mule's startup splash) | at every `build()` |
 //! | DEBUG | idle thread retired; shutdown requested | pool life cycle |
+//! | DEBUG | adaptive limit of scheduler … | an adaptive scheduler judged a window or backed off: decision, limit before and after, gradient, latency, baseline |
 //!
 //! # Lifetimes and dropping
 //!

@@ -127,6 +127,19 @@ impl Eq for AdaptiveConcurrency {}
 
 impl AdaptiveConcurrency {
     /// The defaults (see the table above).
+    ///
+    /// ```
+    /// use uberpool::{AdaptiveConcurrency, SchedulerConfig, SchedulerService, TaskClass};
+    ///
+    /// let service = SchedulerService::builder().build()?;
+    /// let relay = service.scheduler_with(
+    ///     TaskClass::Io,
+    ///     SchedulerConfig::new().adaptive_concurrency(AdaptiveConcurrency::new()),
+    /// )?;
+    /// let status = relay.throttle().unwrap().adaptive.unwrap();
+    /// assert_eq!((status.limit, status.floor, status.ceiling), (4, 1, 200));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
@@ -174,6 +187,20 @@ impl AdaptiveConcurrency {
     }
 
     /// The factor an overload multiplies the limit by (default 0.8).
+    ///
+    /// ```
+    /// use uberpool::{AdaptiveConcurrency, SchedulerConfig, SchedulerService, TaskClass};
+    ///
+    /// let service = SchedulerService::builder().build()?;
+    /// let relay = service.scheduler_with(
+    ///     TaskClass::Io,
+    ///     SchedulerConfig::new()
+    ///         .adaptive_concurrency(AdaptiveConcurrency::new().initial_limit(10).backoff(0.5)),
+    /// )?;
+    /// relay.submit(uberpool::report_overload)?.join()?;
+    /// assert_eq!(relay.throttle().unwrap().limit, Some(5));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn backoff(mut self, b: f64) -> Self {
         self.backoff = b;
         self

@@ -31,7 +31,23 @@ pub(crate) struct Sample {
     pub(crate) outcome: Outcome,
 }
 
-/// What the latest step of the limit decided.
+/// What the latest step of the limit decided, in
+/// [`AdaptiveStatus::decision`](crate::AdaptiveStatus::decision).
+///
+/// ```
+/// use uberpool::{AdaptiveConcurrency, LimitDecision, SchedulerConfig, SchedulerService, TaskClass};
+///
+/// let service = SchedulerService::builder().build()?;
+/// let relay = service.scheduler_with(
+///     TaskClass::Io,
+///     SchedulerConfig::new().adaptive_concurrency(AdaptiveConcurrency::new()),
+/// )?;
+/// let decision = || relay.throttle().unwrap().adaptive.unwrap().decision;
+/// assert_eq!(decision(), LimitDecision::Initial);
+/// relay.submit(uberpool::report_overload)?.join()?;
+/// assert_eq!(decision(), LimitDecision::Backoff);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum LimitDecision {

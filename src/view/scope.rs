@@ -145,6 +145,21 @@ pub fn report_overload() -> bool {
 ///
 /// Tasks that call neither count as completed, and their running time (from the moment they
 /// start running, queueing excluded, to the moment they return or panic) is a latency sample.
+///
+/// ```
+/// use uberpool::{AdaptiveConcurrency, SchedulerConfig, SchedulerService, TaskClass};
+///
+/// let service = SchedulerService::builder().build()?;
+/// let relay = service.scheduler_with(
+///     TaskClass::Io,
+///     SchedulerConfig::new().adaptive_concurrency(AdaptiveConcurrency::new()),
+/// )?;
+/// // A refusal for a bad address says nothing about the relay's load.
+/// assert!(relay.submit(uberpool::ignore_sample)?.join()?);
+/// assert_eq!(relay.throttle().unwrap().adaptive.unwrap().ignored, 1);
+/// assert!(!uberpool::ignore_sample()); // not in a task
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn ignore_sample() -> bool {
     tell_limit(Outcome::Ignored)
 }
