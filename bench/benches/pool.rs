@@ -1,8 +1,9 @@
 //! The pool against its peers on tokio's task shapes, all in one run.
 //!
 //! - `spawn_many_remote`: 100,000 empty tasks submitted from a thread outside the pool, then
-//!   wait until all ran (uberpool `execute` and `submit`, threadpool, rayon, tokio `spawn` and
-//!   `spawn_blocking`);
+//!   wait until all ran (a service from the defaults, UBER and DEDICATED, through
+//!   `cpu_light().execute` and `submit`; the bare pool's `execute` and `submit` as diagnostics;
+//!   threadpool, rayon, tokio `spawn` and `spawn_blocking`);
 //! - `chained_spawn`: a task that submits the next, 1,000 deep, from inside the pool;
 //! - `ping_pong`: 1,000 round trips: a task on the pool spawns a task that spawns a task that
 //!   answers it. The thread pools block their worker on a channel for the answer; tokio and
@@ -43,6 +44,51 @@ fn spawn_many_remote(c: &mut Criterion) {
     let mut group = c.benchmark_group("spawn_many_remote");
     group.throughput(Throughput::Elements(SPAWN_MANY as u64));
     group.sample_size(20);
+
+    // The path users take: `service.cpu_light().execute` on a service from the defaults, UBER
+    // and DEDICATED (the strategy line alone). The bare-pool rows after them are diagnostics.
+    let resources = Resources::detect();
+    for (label, text) in [
+        ("service_uber_defaults", None),
+        (
+            "service_dedicated_defaults",
+            Some("org.mule.runtime.scheduler.SchedulerPoolStrategy=DEDICATED\n"),
+        ),
+    ] {
+        let config = match text {
+            None => PoolsConfig::defaults(&resources),
+            Some(text) => PoolsConfig::parse(text, &resources).unwrap(),
+        };
+        let service = SchedulerService::builder()
+            .name(label)
+            .config(config)
+            .build()
+            .unwrap();
+        let light = service.cpu_light();
+        group.bench_function(BenchmarkId::new(format!("{label}_execute"), n), |b| {
+            b.iter(|| {
+                let (latch, done) = Latch::new(SPAWN_MANY);
+                for _ in 0..SPAWN_MANY {
+                    let latch = latch.clone();
+                    light.execute(move || latch.count_down()).unwrap();
+                }
+                done.recv().unwrap();
+            })
+        });
+        group.bench_function(BenchmarkId::new(format!("{label}_submit"), n), |b| {
+            let mut handles = Vec::with_capacity(SPAWN_MANY);
+            b.iter(|| {
+                let (latch, done) = Latch::new(SPAWN_MANY);
+                for _ in 0..SPAWN_MANY {
+                    let latch = latch.clone();
+                    handles.push(light.submit(move || latch.count_down()).unwrap());
+                }
+                done.recv().unwrap();
+                handles.clear();
+            })
+        });
+        service.shutdown();
+    }
 
     let pool = uberpool(n);
     group.bench_function(BenchmarkId::new("uberpool_execute", n), |b| {

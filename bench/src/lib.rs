@@ -9,6 +9,8 @@
 //! cargo run --release -p uberpool-bench --example mixed_probe
 //! ```
 
+pub mod spawn;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};

@@ -130,7 +130,7 @@ where
 {
     fn poll(self, report: Option<&Report<'_>>) -> RunOutcome {
         let PollJob { task, mut scope } = self;
-        if !scope.begin() {
+        let Some(running) = scope.begin() else {
             // The scheduler was shut down with `shutdown_now` before this poll started: the
             // poll is counted cancelled, before the task's end is published.
             if let Some(report) = report {
@@ -138,9 +138,9 @@ where
             }
             task.complete(Err(TaskError::Cancelled), None);
             return RunOutcome::Skipped;
-        }
+        };
         task.poll_once(report);
-        scope.end();
+        scope.end(running);
         RunOutcome::Completed
     }
 

@@ -67,21 +67,26 @@ pub(crate) trait Runnable: Send + 'static {
 /// Bookkeeping a scheduler wraps around each of its tasks: called on the thread that runs the
 /// task (or that drops it unrun). The pool's own submissions use `()`, which does nothing.
 pub(crate) trait RunHooks: Send + 'static {
-    /// Just before the closure runs; `false` cancels the task instead of running it.
-    fn begin(&mut self) -> bool;
+    /// What [`begin`](Self::begin) hands to [`end`](Self::end): it lives on the running
+    /// thread's stack for the length of the run, not in the job, so a queued job carries only
+    /// what it needs before it starts.
+    type Running;
+    /// Just before the closure runs; `None` cancels the task instead of running it.
+    fn begin(&mut self) -> Option<Self::Running>;
     /// Just after the closure returned or panicked.
-    fn end(&mut self);
+    fn end(&mut self, running: Self::Running);
     /// The task left without running (cancelled through its handle or at shutdown).
     fn discard(&mut self);
 }
 
 impl RunHooks for () {
+    type Running = ();
     #[inline]
-    fn begin(&mut self) -> bool {
-        true
+    fn begin(&mut self) -> Option<()> {
+        Some(())
     }
     #[inline]
-    fn end(&mut self) {}
+    fn end(&mut self, (): ()) {}
     #[inline]
     fn discard(&mut self) {}
 }
@@ -103,12 +108,12 @@ pub(crate) struct PlainJob<F, H = ()>(pub(crate) F, pub(crate) H);
 impl<F: FnOnce() + Send + 'static, H: RunHooks> Runnable for PlainJob<F, H> {
     fn run(self) -> RunOutcome {
         let PlainJob(f, mut hooks) = self;
-        if !hooks.begin() {
+        let Some(running) = hooks.begin() else {
             drop_contained("a cancelled task's closure", f);
             return RunOutcome::Skipped;
-        }
+        };
         let result = catch_unwind(AssertUnwindSafe(f));
-        hooks.end();
+        hooks.end(running);
         match result {
             Ok(()) => RunOutcome::Completed,
             Err(payload) => {
@@ -194,17 +199,17 @@ where
     // bookkeeping (`begin`, `end`) panic, the guard publishes a panic as it unwinds, so the
     // handle still resolves; the worker catches and counts the panic.
     let unwinding = PublishOnUnwind(cell);
-    if !hooks.begin() {
+    let Some(running) = hooks.begin() else {
         std::mem::forget(unwinding);
         report::count(report, &RunOutcome::Skipped);
         cell.publish(Err(TaskError::Cancelled));
         drop_contained("a cancelled task's closure", f);
         return RunOutcome::Skipped;
-    }
+    };
     let result = catch_unwind(AssertUnwindSafe(f));
     // The scheduler's bookkeeping ends and the pool counts the task before the value is
     // published, so a caller that joined the handle sees both already past this task.
-    hooks.end();
+    hooks.end(running);
     std::mem::forget(unwinding);
     match result {
         Ok(value) => {

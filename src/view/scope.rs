@@ -187,46 +187,48 @@ fn tell_limit(outcome: Outcome) -> bool {
 /// (`View::times_tasks`); a task of any other view costs no clock read.
 pub(crate) struct TaskScope {
     view: Arc<View>,
-    started: Option<Instant>,
-    saved: Option<Running>,
 }
 
 impl TaskScope {
     pub(crate) fn new(view: Arc<View>) -> Self {
-        Self {
-            view,
-            started: None,
-            saved: None,
-        }
+        Self { view }
     }
 }
 
+/// What a running task's scope keeps on the running thread's stack: the task context it
+/// replaced, and when the task started if its view times its tasks (`View::times_tasks`:
+/// CPU_LIGHT views for the overrun check, adaptive views for their samples).
+pub(crate) struct ScopeRun {
+    saved: Option<Running>,
+    started: Option<Instant>,
+}
+
 impl RunHooks for TaskScope {
-    fn begin(&mut self) -> bool {
+    type Running = ScopeRun;
+
+    fn begin(&mut self) -> Option<ScopeRun> {
         if !self.view.word.start() {
             // `shutdown_now` discards it: the slot goes back before the task leaves the view,
             // so a view seen idle holds no slot.
             self.view.release_slot();
             self.view.word.leave_queued();
-            return false;
+            return None;
         }
         let running = Running {
             class: self.view.class,
             view: self.view.id,
             feedback: self.view.adaptive.then_some(Outcome::Completed),
         };
-        self.saved = CURRENT_TASK.with(|c| c.replace(Some(running)));
-        if self.view.times_tasks {
-            self.started = Some(Instant::now());
-        }
-        true
+        let saved = CURRENT_TASK.with(|c| c.replace(Some(running)));
+        let started = self.view.times_tasks.then(Instant::now);
+        Some(ScopeRun { saved, started })
     }
 
-    fn end(&mut self) {
-        let mine = CURRENT_TASK.with(|c| c.replace(self.saved.take()));
+    fn end(&mut self, run: ScopeRun) {
+        let mine = CURRENT_TASK.with(|c| c.replace(run.saved));
         // The slot goes back before the word counts the task finished, so that a view seen
         // terminated (`Scheduler::is_terminated`) has every slot of its gate back.
-        let Some(started) = self.started.take() else {
+        let Some(started) = run.started else {
             self.view.release_slot();
             self.view.word.finish();
             return;

@@ -137,6 +137,32 @@ fn uber_flow(svc: &SchedulerService, n: usize, iters: u64, latch: Latch) {
     }
 }
 
+/// The same work as nested `execute`s: each item computes on the CPU_INTENSIVE scheduler, which
+/// hands the IO to the IO scheduler, which hands the log line to the CPU_LIGHT scheduler.
+fn uber_nested(svc: &SchedulerService, n: usize, iters: u64, latch: Latch) {
+    let (cpu, io, light) = (svc.cpu_intensive(), svc.io(), svc.cpu_light());
+    for i in 0..n {
+        let (io, light, latch) = (io.clone(), light.clone(), latch.clone());
+        cpu.execute(move || {
+            let h = burn(iters, i as u64);
+            io.execute(move || {
+                sleep(IO);
+                light
+                    .execute(move || {
+                        log_line(i, h);
+                        latch.count_down();
+                    })
+                    .expect("light step accepted");
+            })
+            .expect("IO step accepted");
+        })
+        .expect("CPU step accepted");
+    }
+}
+
+/// How many of the mixed workload's contenders are uberpool's (they come first).
+const UBERPOOL_MIXED: usize = 4;
+
 fn mixed(args: &Args, cores: usize) -> (String, plots::Mixed) {
     let n = if args.quick { 1_000 } else { 4_000 };
     let rounds = if args.quick { 3 } else { 5 };
@@ -169,7 +195,7 @@ fn mixed(args: &Args, cores: usize) -> (String, plots::Mixed) {
     let mut contenders = [
         Contender {
             name: "uberpool UBER defaults (flow io → intensive → light)".into(),
-            short: "uberpool UBER defaults".into(),
+            short: "UBER flow".into(),
             io_threads: uber_io_max,
             service: Some(None),
             run: Box::new(|svc, n, latch| uber_flow(svc.unwrap(), n, iters, latch)),
@@ -177,10 +203,26 @@ fn mixed(args: &Args, cores: usize) -> (String, plots::Mixed) {
         },
         Contender {
             name: "uberpool DEDICATED defaults (same flow)".into(),
-            short: "uberpool DEDICATED defaults".into(),
+            short: "DEDICATED flow".into(),
             io_threads: ded_io_max,
             service: Some(Some(DEDICATED)),
             run: Box::new(|svc, n, latch| uber_flow(svc.unwrap(), n, iters, latch)),
+            times: vec![],
+        },
+        Contender {
+            name: "uberpool UBER defaults (nested execute intensive → io → light)".into(),
+            short: "UBER nested".into(),
+            io_threads: uber_io_max,
+            service: Some(None),
+            run: Box::new(|svc, n, latch| uber_nested(svc.unwrap(), n, iters, latch)),
+            times: vec![],
+        },
+        Contender {
+            name: "uberpool DEDICATED defaults (same nested executes)".into(),
+            short: "DEDICATED nested".into(),
+            io_threads: ded_io_max,
+            service: Some(Some(DEDICATED)),
+            run: Box::new(|svc, n, latch| uber_nested(svc.unwrap(), n, iters, latch)),
             times: vec![],
         },
         Contender {
@@ -317,18 +359,20 @@ fn mixed(args: &Args, cores: usize) -> (String, plots::Mixed) {
             median.as_secs_f64() / binding.as_secs_f64(),
         );
     }
-    let best_peer = contenders[2..]
+    let best_peer = contenders[UBERPOOL_MIXED..]
         .iter()
         .map(|c| (c.times[c.times.len() / 2], c.name.clone()))
         .min()
         .unwrap();
-    out += &format!(
-        "\nFastest peer: {} ({}). uberpool UBER / fastest peer = {:.2}; DEDICATED / fastest peer = {:.2}.\n",
-        best_peer.1,
-        ms(best_peer.0),
-        contenders[0].times[rounds / 2].as_secs_f64() / best_peer.0.as_secs_f64(),
-        contenders[1].times[rounds / 2].as_secs_f64() / best_peer.0.as_secs_f64(),
-    );
+    out += &format!("\nFastest peer: {} ({}).", best_peer.1, ms(best_peer.0));
+    for c in &contenders[..UBERPOOL_MIXED] {
+        out += &format!(
+            " {} / fastest peer = {:.2}.",
+            c.short,
+            c.times[rounds / 2].as_secs_f64() / best_peer.0.as_secs_f64()
+        );
+    }
+    out += "\n";
     let plot = plots::Mixed {
         n,
         rounds,
@@ -339,7 +383,7 @@ fn mixed(args: &Args, cores: usize) -> (String, plots::Mixed) {
             .map(|(i, c)| plots::Bar {
                 name: c.short.clone(),
                 value: c.times[rounds / 2].as_secs_f64() * 1e3,
-                uberpool: i < 2,
+                uberpool: i < UBERPOOL_MIXED,
             })
             .collect(),
         round_ms: contenders
@@ -898,6 +942,14 @@ fn main() {
 
     // Idle first, while no other pool of this process exists.
     let idle = idle(&args);
+    println!(
+        "### 0. spawn_many_remote: the service's defaults through `cpu_light()` against the peers\n"
+    );
+    print!(
+        "{}",
+        uberpool_bench::spawn::table(if args.quick { 5 } else { 15 }, args.threads)
+    );
+    println!();
     let (table, mixed_plot) = mixed(&args, cores);
     print!("{table}");
 
