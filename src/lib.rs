@@ -77,7 +77,9 @@
 //! [`Scheduler::submit_timeout`] bounds every wait. Inline runs nest at most
 //! [`MAX_INLINE_DEPTH`] deep; beyond that the submission is refused. A throttled scheduler
 //! ([`SchedulerConfig::max_concurrent_tasks`], [`SchedulerConfig::rate_limit`]) applies the
-//! same rules at its own limit, refusing with [`RejectKind::Throttled`].
+//! same rules at its own limit, refusing with [`RejectKind::Throttled`]. A scheduler with an
+//! adaptive limit ([`SchedulerConfig::adaptive_concurrency`]) applies them at a limit it moves
+//! itself from its tasks' running times and the overloads they report ([`report_overload`]).
 //!
 //! # Logging
 //!
@@ -99,6 +101,7 @@
 //! | INFO | scheduler service shutting down | a service's shutdown began |
 //! | DEBUG | the resolved configuration (Mule's startup splash) | at every `build()` |
 //! | DEBUG | idle thread retired; shutdown requested | pool life cycle |
+//! | DEBUG | adaptive limit of scheduler … | an adaptive scheduler judged a window or backed off: decision, limit before and after, gradient, latency, baseline |
 //!
 //! # Lifetimes and dropping
 //!
@@ -136,6 +139,7 @@
 #![deny(unsafe_code)] // allowed in one module: src/task/raw.rs
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod adaptive;
 mod async_task;
 mod class;
 pub mod config;
@@ -159,6 +163,7 @@ mod throttle;
 mod timer;
 mod view;
 
+pub use adaptive::{AdaptiveConcurrency, AdaptiveStatus, LimitDecision};
 pub use class::{ParseTaskClassError, TaskClass};
 pub use config::{ConfigError, ConfigWarning, PoolSpec, PoolsConfig, Resources, Strategy};
 pub use dispatch::{MAX_INLINE_DEPTH, PoolKind};
@@ -175,7 +180,8 @@ pub use service::{
 pub use task::{Panic, TaskError, TaskHandle};
 pub use throttle::ThrottleStatus;
 pub use view::{
-    LIGHT_BUDGET, current_class, is_current_thread_for_cpu_work, is_current_thread_in_wait_group,
+    LIGHT_BUDGET, current_class, ignore_sample, is_current_thread_for_cpu_work,
+    is_current_thread_in_wait_group, report_overload,
 };
 
 /// The `chrono` crate uberpool's cron scheduling uses for time zones

@@ -12,7 +12,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::services::{dedicated, service, uber};
 use common::{Gate, block, join, outcome, wait_until};
@@ -20,7 +20,10 @@ use uberpool::metrics::{
     self, Counter, CounterFn, Gauge, GaugeFn, Histogram, Key, KeyName, Metadata, Recorder,
     SharedString, Unit,
 };
-use uberpool::{Flow, PoolKind, RejectKind, SchedulerConfig, SchedulerService, TaskClass};
+use uberpool::{
+    AdaptiveConcurrency, AdaptiveStatus, Flow, PoolKind, RejectKind, Scheduler, SchedulerConfig,
+    SchedulerService, TaskClass,
+};
 
 /// A counter's or gauge's value (a gauge's as `f64` bits).
 #[derive(Debug, Default)]
@@ -443,6 +446,110 @@ fn a_dropped_throttled_schedulers_gauges_fall_to_zero() {
     let throttled = rejected_series("gone", "uber", "IO", "smtp", "throttled");
     assert_eq!(recorded.counter(&throttled), Some(0));
 }
+
+/// The adaptive state of `view`.
+fn adaptive(view: &Scheduler) -> AdaptiveStatus {
+    view.throttle()
+        .and_then(|status| status.adaptive)
+        .expect("an adaptive view")
+}
+
+/// Runs one task on `view` that runs at least `latency` (a latency to measure, not a wait for
+/// anything) and waits until its sample is taken: `windows` judged windows in all.
+fn run_for(view: &Scheduler, latency: Duration, windows: u64) {
+    join(
+        view.submit(move || {
+            let start = Instant::now();
+            while start.elapsed() < latency {
+                std::hint::spin_loop();
+            }
+        })
+        .unwrap(),
+    );
+    wait_until("the window to be judged", || {
+        adaptive(view).windows == windows
+    });
+}
+
+#[test]
+fn an_adaptive_schedulers_limit_and_gradient_are_published() {
+    let svc = service("adaptive", uber(2, 4, 8));
+    // Every task that runs a millisecond closes a window of its own.
+    let relay = svc
+        .scheduler_with(
+            TaskClass::Io,
+            SchedulerConfig::new().name("relay").adaptive_concurrency(
+                AdaptiveConcurrency::new()
+                    .initial_limit(2)
+                    .window(Duration::from_millis(1))
+                    .window_tasks(1),
+            ),
+        )
+        .unwrap();
+    let series = |name| scheduler_series(name, "adaptive", "uber", "IO", "relay");
+    let (limit, gradient) = (
+        series("uberpool_scheduler_concurrency_limit"),
+        series("uberpool_scheduler_concurrency_gradient"),
+    );
+    let recorded = publish(&svc);
+    assert_eq!(recorded.gauge(&limit), Some(2.0), "the initial limit");
+    assert_eq!(recorded.gauge(&gradient), Some(1.0), "no window judged yet");
+    assert_eq!(
+        recorded.described.lock().unwrap()[GRADIENT].0,
+        None,
+        "a ratio"
+    );
+
+    // An overload: 2 × 0.8 = 1.6, whose whole part the gate applies.
+    join(
+        relay
+            .submit(|| assert!(uberpool::report_overload()))
+            .unwrap(),
+    );
+    wait_until("the backoff", || adaptive(&relay).backoffs == 1);
+    let recorded = publish(&svc);
+    assert_eq!(recorded.gauge(&limit), Some(1.0));
+    assert_eq!(recorded.gauge(&gradient), Some(1.0), "a backoff's gradient");
+
+    // A window sets the baseline; one four times slower has the lowest gradient there is.
+    run_for(&relay, Duration::from_millis(2), 1);
+    let baseline = adaptive(&relay).latency.expect("a judged window");
+    run_for(&relay, baseline * 4, 2);
+    let status = adaptive(&relay);
+    assert_eq!(status.gradient, 0.5, "{status:?}");
+    let recorded = publish(&svc);
+    assert_eq!(recorded.gauge(&gradient), Some(0.5));
+    assert_eq!(recorded.gauge(&limit), Some(status.limit as f64));
+
+    // Gone: both gauges fall to zero.
+    drop(relay);
+    wait_until("the view to be gone", || {
+        metrics::with_local_recorder(&recorded, || svc.publish_metrics_now());
+        recorded.gauge(&limit) == Some(0.0)
+    });
+    assert_eq!(recorded.gauge(&gradient), Some(0.0));
+}
+
+#[test]
+fn a_fixed_schedulers_gradient_is_not_published() {
+    let svc = service("fixed", uber(2, 4, 8));
+    let _smtp = svc
+        .scheduler_with(
+            TaskClass::Io,
+            SchedulerConfig::new().name("smtp").max_concurrent_tasks(2),
+        )
+        .unwrap();
+    let recorded = publish(&svc);
+    assert_eq!(
+        recorded
+            .family("uberpool_scheduler_concurrency_limit")
+            .len(),
+        1
+    );
+    assert!(recorded.family(GRADIENT).is_empty());
+}
+
+const GRADIENT: &str = "uberpool_scheduler_concurrency_gradient";
 
 #[test]
 fn a_custom_schedulers_pool_gauges_fall_to_zero_once_it_is_gone() {

@@ -106,10 +106,16 @@ pub(crate) const SCHEDULER_REJECTED: Family = family(
 pub(crate) const REJECT_KINDS: [&str; 3] = ["busy", "throttled", "shutdown"];
 
 /// Gauges of a scheduler with a gate, in the order of [`GateFigures`].
-pub(crate) const GATE_GAUGES: [Family; 3] = [
+pub(crate) const GATE_GAUGES: [Family; 4] = [
     family(
         "uberpool_scheduler_concurrency_limit",
-        "Tasks the scheduler's gate lets in flight at once (published when it has a limit).",
+        "Tasks the scheduler's gate lets in flight at once, the adaptive limit's current value \
+         for an adaptive scheduler (published when it has a limit).",
+    ),
+    family(
+        "uberpool_scheduler_concurrency_gradient",
+        "An adaptive scheduler's latest latency gradient: min(1, tolerance x baseline / latency), \
+         at least 0.5; 1 before its first window and after a backoff (adaptive schedulers only).",
     ),
     family(
         "uberpool_scheduler_in_flight_tasks",
@@ -170,10 +176,16 @@ impl PoolFigures {
 }
 
 /// A gate's gauges (or the sum over the views sharing a name).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(crate) struct GateFigures {
-    /// `None` when no view of the name has a concurrency limit (a rate only).
+    /// `None` when no view of the name has a concurrency limit (a rate only). For an adaptive
+    /// view, its current limit.
     pub(crate) limit: Option<u64>,
+    /// The latest gradient of the adaptive views of the name (their mean when there are
+    /// several); `None` when none is adaptive.
+    pub(crate) gradient: Option<f64>,
+    /// Adaptive views of the name, whose gradients `gradient` averages.
+    pub(crate) adaptive_views: u32,
     pub(crate) in_flight: u64,
     pub(crate) held: u64,
 }
@@ -184,6 +196,8 @@ pub(crate) struct GateFigures {
 pub(crate) struct LastPublished {
     pools: BTreeSet<String>,
     gates: BTreeSet<SchedulerKey>,
+    /// Those of `gates` that published a gradient (adaptive schedulers).
+    adaptive: BTreeSet<SchedulerKey>,
 }
 
 impl Observed {
@@ -204,11 +218,17 @@ impl Observed {
 
         let gates = self.gate_figures();
         for (key, figures) in &gates {
-            self.publish_gate(key, figures);
+            let mut figures = *figures;
+            if figures.gradient.is_none() && last.adaptive.contains(key) {
+                // Its adaptive views are gone, views with a fixed limit remain.
+                figures.gradient = Some(0.0);
+            }
+            self.publish_gate(key, &figures);
         }
         for gone in last.gates.iter().filter(|k| !gates.contains_key(*k)) {
             let zero = GateFigures {
                 limit: Some(0),
+                gradient: last.adaptive.contains(gone).then_some(0.0),
                 ..GateFigures::default()
             };
             self.publish_gate(gone, &zero);
@@ -230,6 +250,11 @@ impl Observed {
                 metrics::counter!(SCHEDULER_REJECTED.name, labels).absolute(*count);
             }
         }
+        last.adaptive = gates
+            .iter()
+            .filter(|(_, figures)| figures.gradient.is_some())
+            .map(|(key, _)| key.clone())
+            .collect();
         last.gates = gates.into_keys().collect();
     }
 
@@ -270,6 +295,13 @@ impl Observed {
             if let Some(limit) = status.limit {
                 sum.limit = Some(sum.limit.unwrap_or(0).saturating_add(wide(limit)));
             }
+            if let Some(adaptive) = &status.adaptive {
+                // A running mean over the adaptive views of the name.
+                let n = f64::from(sum.adaptive_views);
+                let mean = sum.gradient.unwrap_or(0.0);
+                sum.gradient = Some((mean * n + adaptive.gradient) / (n + 1.0));
+                sum.adaptive_views += 1;
+            }
             sum.in_flight = sum.in_flight.saturating_add(wide(status.in_flight));
             sum.held = sum.held.saturating_add(wide(status.held));
         }
@@ -306,9 +338,12 @@ impl Observed {
     }
 
     fn publish_gate(&self, key: &SchedulerKey, figures: &GateFigures) {
-        let [limit, in_flight, held] = &GATE_GAUGES;
+        let [limit, gradient, in_flight, held] = &GATE_GAUGES;
         if let Some(n) = figures.limit {
             metrics::gauge!(limit.name, self.scheduler_labels(key)).set(n as f64);
+        }
+        if let Some(g) = figures.gradient {
+            metrics::gauge!(gradient.name, self.scheduler_labels(key)).set(g);
         }
         metrics::gauge!(in_flight.name, self.scheduler_labels(key)).set(figures.in_flight as f64);
         metrics::gauge!(held.name, self.scheduler_labels(key)).set(figures.held as f64);
@@ -330,7 +365,10 @@ fn describe() {
         Unit::Count,
         help(SCHEDULER_REJECTED.help)
     );
-    for family in &GATE_GAUGES {
+    let [limit, gradient, in_flight, held] = &GATE_GAUGES;
+    for family in [limit, in_flight, held] {
         metrics::describe_gauge!(family.name, Unit::Count, help(family.help));
     }
+    // A ratio: no unit.
+    metrics::describe_gauge!(gradient.name, help(gradient.help));
 }

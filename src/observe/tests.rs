@@ -13,10 +13,11 @@ fn key(name: &str) -> SchedulerKey {
     }
 }
 
-/// A gated view as the publisher sees it, with fixed figures.
+/// A gated view as the publisher sees it, with fixed figures (an adaptive one with `gradient`).
 struct FakeGate {
     name: &'static str,
     in_flight: usize,
+    gradient: Option<f64>,
 }
 
 impl Gated for FakeGate {
@@ -33,6 +34,13 @@ impl Gated for FakeGate {
             held: 1,
             peak_in_flight: self.in_flight,
             throttled: 0,
+            adaptive: self.gradient.map(|gradient| {
+                let options = crate::AdaptiveConcurrency::new().initial_limit(4);
+                let limit = crate::adaptive::AdaptiveLimit::new(options.params().unwrap());
+                let mut status = limit.status();
+                status.gradient = gradient;
+                status
+            }),
         })
     }
 }
@@ -75,6 +83,7 @@ fn dropped_gates_are_pruned_as_new_ones_come() {
         let gate = Arc::new(FakeGate {
             name: "svc.smtp",
             in_flight: 1,
+            gradient: None,
         });
         observed.watch_gate(&gate);
     }
@@ -89,14 +98,17 @@ fn gates_sharing_a_name_are_added_up() {
     let one = Arc::new(FakeGate {
         name: "svc.smtp",
         in_flight: 2,
+        gradient: None,
     });
     let two = Arc::new(FakeGate {
         name: "svc.smtp",
         in_flight: 3,
+        gradient: None,
     });
     let other = Arc::new(FakeGate {
         name: "svc.relay",
         in_flight: 1,
+        gradient: None,
     });
     observed.watch_gate(&one);
     observed.watch_gate(&two);
@@ -130,4 +142,29 @@ fn an_interval_beyond_an_instant_arms_nothing() {
         observed.periodic.load(Ordering::Acquire),
         "shutdown still publishes"
     );
+}
+
+#[test]
+fn adaptive_gates_sharing_a_name_publish_their_mean_gradient() {
+    let observed = Observed::new("svc".to_owned());
+    let gates = [(Some(1.0), 2), (Some(0.5), 3), (None, 1)].map(|(gradient, in_flight)| {
+        Arc::new(FakeGate {
+            name: "svc.smtp",
+            in_flight,
+            gradient,
+        })
+    });
+    for gate in &gates {
+        observed.watch_gate(gate);
+    }
+    let smtp = observed.gate_figures()[&key("svc.smtp")];
+    assert_eq!(smtp.gradient, Some(0.75));
+    assert_eq!((smtp.limit, smtp.adaptive_views), (Some(12), 2));
+    let fixed = Arc::new(FakeGate {
+        name: "svc.relay",
+        in_flight: 1,
+        gradient: None,
+    });
+    observed.watch_gate(&fixed);
+    assert_eq!(observed.gate_figures()[&key("svc.relay")].gradient, None);
 }

@@ -108,7 +108,8 @@ impl ServiceBuilder {
     /// | `uberpool_pool_light_overruns_total` | counter | CPU_LIGHT tasks over the 10 ms budget |
     /// | `uberpool_pool_hops_switched_total`, `uberpool_pool_hops_elided_total` | counter | flow steps with / without a thread switch |
     /// | `uberpool_scheduler_rejected_tasks_total` | counter | refusals handed back by the scheduler, label `kind`: `busy`, `throttled`, `shutdown` |
-    /// | `uberpool_scheduler_concurrency_limit` | gauge | a throttled scheduler's limit (whatever its gate says now) |
+    /// | `uberpool_scheduler_concurrency_limit` | gauge | a throttled scheduler's limit (whatever its gate says now; an adaptive scheduler's current limit) |
+    /// | `uberpool_scheduler_concurrency_gradient` | gauge | an adaptive scheduler's latest latency gradient, 0.5 to 1 ([`AdaptiveStatus::gradient`](crate::AdaptiveStatus::gradient)) |
     /// | `uberpool_scheduler_in_flight_tasks`, `uberpool_scheduler_held_tasks` | gauge | tasks holding a slot of the gate; waiting in its own queue |
     ///
     /// Schedulers are counted by name: the fresh scheduler every `service.io()` call returns

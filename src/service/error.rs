@@ -71,6 +71,33 @@ pub enum SchedulerError {
     /// instead).
     #[error("Only class schedulers may define 'rateLimit' behaviour")]
     RateLimitOnCustom,
+    /// An [`AdaptiveConcurrency`](crate::AdaptiveConcurrency) option out of its range.
+    #[error(
+        "scheduler '{name}': adaptive_concurrency {option}({value}) is out of range: {accepted}"
+    )]
+    InvalidAdaptive {
+        /// The scheduler's name.
+        name: String,
+        /// The option, as the builder spells it (`floor`, `smoothing`, ...).
+        option: &'static str,
+        /// The value given, as text.
+        value: String,
+        /// What the option accepts.
+        accepted: &'static str,
+    },
+    /// Both `max_concurrent_tasks` and `adaptive_concurrency` on a class scheduler: a view has
+    /// one limit, fixed or adaptive.
+    #[error(
+        "scheduler '{name}': max_concurrent_tasks and adaptive_concurrency both set; a view's limit is fixed or adaptive, not both (give the adaptive limit a ceiling instead)"
+    )]
+    FixedAndAdaptiveLimit {
+        /// The scheduler's name.
+        name: String,
+    },
+    /// `adaptive_concurrency` on a custom scheduler (its pool size is its limit; give a view of
+    /// a class scheduler an adaptive limit instead).
+    #[error("Only class schedulers may define 'adaptiveConcurrency' behaviour")]
+    AdaptiveOnCustom,
     /// The service has been shut down.
     #[error("the scheduler service '{0}' is shut down")]
     ServiceShutdown(String),

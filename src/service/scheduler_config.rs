@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::TaskClass;
+use crate::adaptive::AdaptiveConcurrency;
 use crate::schedule::MAX_DELAY;
 use crate::throttle::Throttle;
 
@@ -31,6 +32,7 @@ pub struct SchedulerConfig {
     shutdown_timeout: Option<Duration>,
     class: Option<TaskClass>,
     rate_limit: Option<(usize, Duration)>,
+    adaptive: Option<AdaptiveConcurrency>,
 }
 
 impl SchedulerConfig {
@@ -143,6 +145,45 @@ impl SchedulerConfig {
         self
     }
 
+    /// An **adaptive** limit instead of a fixed
+    /// [`max_concurrent_tasks`](Self::max_concurrent_tasks): the most tasks of the view in
+    /// flight at once moves between the options' floor and ceiling from the running times of
+    /// the view's tasks and the overloads they report with
+    /// [`report_overload`](crate::report_overload) (see [`AdaptiveConcurrency`]). Every rule of
+    /// a throttled view holds at the current limit: callers that may wait wait for a slot, the
+    /// others are refused with [`RejectKind::Throttled`](crate::RejectKind::Throttled), the
+    /// excess waits in the view's own queue with [`queue_size`](Self::queue_size) (default 0).
+    /// When the limit drops below the tasks in flight, they run on and no task starts until
+    /// fewer than the limit are in flight; when it rises, held tasks start and waiting callers
+    /// are woken. Combines with [`rate_limit`](Self::rate_limit). Class schedulers only
+    /// ([`SchedulerService::scheduler_with`](crate::SchedulerService::scheduler_with)); not
+    /// together with `max_concurrent_tasks`. The current limit is in
+    /// [`Scheduler::throttle`](crate::Scheduler::throttle).
+    ///
+    /// ```
+    /// use uberpool::{AdaptiveConcurrency, SchedulerConfig, SchedulerService, TaskClass};
+    ///
+    /// let service = SchedulerService::builder().build()?;
+    /// let relay = service.scheduler_with(
+    ///     TaskClass::Io,
+    ///     SchedulerConfig::new()
+    ///         .name("smtp")
+    ///         .adaptive_concurrency(AdaptiveConcurrency::new().ceiling(32))
+    ///         .queue_size(1000),
+    /// )?;
+    /// let sent: Vec<_> = (0..20).map(|i| relay.submit(move || i)).collect::<Result<_, _>>()?;
+    /// for handle in sent {
+    ///     handle.join()?;
+    /// }
+    /// let limit = relay.throttle().unwrap().limit.unwrap();
+    /// assert!((1..=32).contains(&limit));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn adaptive_concurrency(mut self, options: AdaptiveConcurrency) -> Self {
+        self.adaptive = Some(options);
+        self
+    }
+
     /// How long [`Scheduler::stop`](crate::Scheduler::stop) waits for the scheduler's tasks (default 5 s).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = Some(timeout);
@@ -198,20 +239,14 @@ impl SchedulerConfig {
             });
         }
         self.check_stop_timeout(&name)?;
+        if let Some(options) = self.adaptive {
+            return self.adaptive_view(name, options);
+        }
         if self.max_concurrent_tasks == Some(0) {
             return Err(SchedulerError::ZeroConcurrency { name });
         }
         let limit = self.max_concurrent_tasks.filter(|n| *n < pool_max);
-        if let Some((n, per)) = self.rate_limit
-            && (n == 0 || per.is_zero() || per > MAX_DELAY)
-        {
-            return Err(SchedulerError::InvalidRateLimit {
-                name,
-                n,
-                per,
-                max: MAX_DELAY,
-            });
-        }
+        self.check_rate_limit(&name)?;
         let throttle = match (limit, self.rate_limit) {
             (None, None) => {
                 if self.queue_size.is_some() && self.max_concurrent_tasks.is_none() {
@@ -235,6 +270,50 @@ impl SchedulerConfig {
         })
     }
 
+    /// A class view with an adaptive limit (always gated, whatever the pool's size).
+    fn adaptive_view(
+        &self,
+        name: String,
+        options: AdaptiveConcurrency,
+    ) -> Result<ClassView, SchedulerError> {
+        if self.max_concurrent_tasks.is_some() {
+            return Err(SchedulerError::FixedAndAdaptiveLimit { name });
+        }
+        self.check_rate_limit(&name)?;
+        let params = match options.params() {
+            Ok(params) => params,
+            Err(invalid) => {
+                return Err(SchedulerError::InvalidAdaptive {
+                    name,
+                    option: invalid.option,
+                    value: invalid.value,
+                    accepted: invalid.accepted,
+                });
+            }
+        };
+        let default_queue = self.rate_limit.map_or(0, |(n, _)| n);
+        let queue = self.queue_size.unwrap_or(default_queue);
+        Ok(ClassView {
+            name,
+            stop_timeout: self.shutdown_timeout,
+            throttle: Some(Throttle::adaptive(params, self.rate_limit, queue)),
+        })
+    }
+
+    fn check_rate_limit(&self, name: &str) -> Result<(), SchedulerError> {
+        match self.rate_limit {
+            Some((n, per)) if n == 0 || per.is_zero() || per > MAX_DELAY => {
+                Err(SchedulerError::InvalidRateLimit {
+                    name: name.to_owned(),
+                    n,
+                    per,
+                    max: MAX_DELAY,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Checks the options of a custom scheduler.
     pub(crate) fn custom_pool(&self, name: &str) -> Result<CustomPool, SchedulerError> {
         let size = self
@@ -243,6 +322,9 @@ impl SchedulerConfig {
             .ok_or(SchedulerError::MissingPoolSize)?;
         if self.rate_limit.is_some() {
             return Err(SchedulerError::RateLimitOnCustom);
+        }
+        if self.adaptive.is_some() {
+            return Err(SchedulerError::AdaptiveOnCustom);
         }
         self.check_stop_timeout(name)?;
         Ok(CustomPool {

@@ -2,7 +2,7 @@
 //! timer, cancelling what the gate holds when the pool or timer is gone — and the limiter that
 //! keeps a view's warnings to one per interval.
 //!
-//! The gate (`throttle.rs`) only decides; these methods carry its decisions out. A task the gate
+//! The gate (`throttle/`) only decides; these methods carry its decisions out. A task the gate
 //! releases holds a slot and is offered to the pool by whichever thread released it (a finishing
 //! task, the timer): that thread never waits for the pool, so a full pool means a retry from the
 //! timer through `dispatch::offer_or_retry`, and a shut-down pool or timer means the task and
@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crate::dispatch::{Attempt, Offered, Patience, Redeliver, offer_or_retry};
 use std::sync::Arc;
 
+use crate::adaptive::{Outcome, Step};
 use crate::loom::{Mutex, Ordering};
 use crate::rejected::RejectKind;
 use crate::task::Job;
@@ -83,8 +84,44 @@ impl View {
         }
     }
 
-    /// Carries out a gate's follow-up: offers the tasks it released, arms its release timer.
+    /// A task of an adaptive view gives its slot back with its sample (started and ended
+    /// running, how it ended); the limit's step, if it took one, is logged at DEBUG.
+    pub(crate) fn release_sampled(
+        self: &Arc<Self>,
+        started: Instant,
+        ended: Instant,
+        outcome: Outcome,
+    ) {
+        if let Some(throttle) = &self.throttle {
+            let pump = throttle.release_sampled(started, ended, outcome);
+            self.run_pump(pump);
+        }
+    }
+
+    /// Logs an adaptive limit's step.
+    fn log_step(&self, step: &Step) {
+        tracing::debug!(
+            scheduler = %self.name,
+            decision = ?step.decision,
+            before = step.before,
+            after = step.after,
+            gradient = step.gradient,
+            latency_us = step.latency.map(|d| d.as_micros() as u64),
+            baseline_us = step.baseline.map(|d| d.as_micros() as u64),
+            "adaptive limit of scheduler '{}': {:?}, {} -> {}",
+            self.name,
+            step.decision,
+            step.before,
+            step.after
+        );
+    }
+
+    /// Carries out a gate's follow-up: offers the tasks it released, arms its release timer,
+    /// logs an adaptive limit's step.
     pub(crate) fn run_pump(self: &Arc<Self>, pump: Pump) {
+        if let Some(step) = &pump.step {
+            self.log_step(step);
+        }
         for job in pump.start {
             offer_or_retry(
                 &self.timer,

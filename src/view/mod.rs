@@ -35,7 +35,8 @@ use crate::timer::Timer;
 
 pub(crate) use gated::LogLimiter;
 pub use scope::{
-    LIGHT_BUDGET, current_class, is_current_thread_for_cpu_work, is_current_thread_in_wait_group,
+    LIGHT_BUDGET, current_class, ignore_sample, is_current_thread_for_cpu_work,
+    is_current_thread_in_wait_group, report_overload,
 };
 pub(crate) use scope::{TaskScope, run_as};
 pub(crate) use state::Shut;
@@ -87,6 +88,11 @@ pub(crate) struct View {
     overrun_log: LogLimiter,
     pub(crate) timer: Timer,
     pub(crate) throttle: Option<Throttle>,
+    /// The gate has an adaptive limit: every task's scope takes a sample for it.
+    adaptive: bool,
+    /// The scope reads the clock around each task: CPU_LIGHT views (overrun checks) and
+    /// adaptive views (samples). Fixed at creation, so other views pay no clock read.
+    times_tasks: bool,
     /// This view's timed tasks that may still fire (dead entries are pruned on registration).
     timed: Mutex<Vec<Weak<dyn TimedEntry>>>,
     /// Accepted tasks cancelled before they reached the pool (see `gated.rs`).
@@ -99,6 +105,7 @@ pub(crate) struct View {
 impl View {
     pub(crate) fn new(spec: ViewSpec) -> Arc<View> {
         spec.pool.schedulers.fetch_add(1, Ordering::Relaxed);
+        let adaptive = spec.throttle.as_ref().is_some_and(Throttle::is_adaptive);
         Arc::new(View {
             id: NEXT_VIEW_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             name: spec.name,
@@ -111,6 +118,8 @@ impl View {
             overrun_log: LogLimiter::default(),
             timer: spec.timer,
             throttle: spec.throttle,
+            adaptive,
+            times_tasks: adaptive || spec.class == TaskClass::CpuLight,
             timed: Mutex::new(Vec::new()),
             held_cancelled: AtomicU64::new(0),
             #[cfg(feature = "metrics")]

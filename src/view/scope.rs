@@ -1,12 +1,14 @@
 //! The task scope: what the calling thread is running right now (class and view), the
-//! bookkeeping wrapped around every task of a view, and the public queries about the current
+//! bookkeeping wrapped around every task of a view, the public queries about the current
 //! thread ([`current_class`], [`is_current_thread_for_cpu_work`],
-//! [`is_current_thread_in_wait_group`]).
+//! [`is_current_thread_in_wait_group`]), and what a task of an adaptive view tells its limit
+//! ([`report_overload`], [`ignore_sample`]).
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use crate::TaskClass;
+use crate::adaptive::Outcome;
 use std::sync::Arc;
 
 use crate::loom::Ordering;
@@ -18,12 +20,15 @@ use super::View;
 /// CPU_LIGHT tasks running longer than this are counted as overruns and warned about.
 pub const LIGHT_BUDGET: Duration = Duration::from_millis(10);
 
-/// The task the thread is running: its class, and the id of its view (0 for a flow step, which
-/// belongs to no view).
+/// The task the thread is running: its class, the id of its view (0 for a flow step, which
+/// belongs to no view), and for a task of an adaptive view what it has told the limit so far.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Running {
     pub(crate) class: TaskClass,
     pub(crate) view: usize,
+    /// `None` outside adaptive views; `Completed` until the task calls [`report_overload`] or
+    /// [`ignore_sample`]. Read by the scope's `end` on the same thread.
+    pub(crate) feedback: Option<Outcome>,
 }
 
 std::thread_local! {
@@ -41,7 +46,12 @@ pub(crate) fn run_as<R>(class: TaskClass, view: usize, f: impl FnOnce() -> R) ->
             CURRENT_TASK.with(|c| c.set(self.0));
         }
     }
-    let _restore = Restore(CURRENT_TASK.with(|c| c.replace(Some(Running { class, view }))));
+    let running = Running {
+        class,
+        view,
+        feedback: None,
+    };
+    let _restore = Restore(CURRENT_TASK.with(|c| c.replace(Some(running))));
     f()
 }
 
@@ -98,9 +108,83 @@ pub fn is_current_thread_in_wait_group() -> bool {
     current_role().may_wait()
 }
 
+/// Tells the adaptive limit of the view running the calling task that the remote end is
+/// overloaded: the task met an SMTP `421` or `451`, an HTTP `429` or `503`, a timeout of its
+/// own. When the task ends, the view's limit is multiplied by its
+/// [`backoff`](crate::AdaptiveConcurrency::backoff) factor — once per round: overloads of tasks
+/// that started before the latest backoff do not lower it again. The task's running time is
+/// then not taken as a latency sample.
+///
+/// Returns `true` if the calling thread is running a task of a view with an
+/// [adaptive limit](crate::SchedulerConfig::adaptive_concurrency); elsewhere it does nothing and
+/// returns `false`. Calling it more than once in a task counts once; it wins over
+/// [`ignore_sample`]. A task that panics after calling it still reports the overload.
+///
+/// ```
+/// use uberpool::{AdaptiveConcurrency, SchedulerConfig, SchedulerService, TaskClass};
+///
+/// let service = SchedulerService::builder().build()?;
+/// let relay = service.scheduler_with(
+///     TaskClass::Io,
+///     SchedulerConfig::new().adaptive_concurrency(AdaptiveConcurrency::new().initial_limit(10)),
+/// )?;
+/// assert!(relay.submit(uberpool::report_overload)?.join()?);
+/// assert_eq!(relay.throttle().unwrap().limit, Some(8)); // 10 × 0.8
+/// assert!(!uberpool::report_overload()); // not in a task: nothing to report to
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn report_overload() -> bool {
+    tell_limit(Outcome::Overloaded)
+}
+
+/// Tells the adaptive limit of the view running the calling task to leave this task out: its
+/// running time says nothing about the remote end's load (a cache hit, a refusal for a bad
+/// address, a local error). Returns `true` if the calling thread is running a task of a view
+/// with an [adaptive limit](crate::SchedulerConfig::adaptive_concurrency); elsewhere it does
+/// nothing and returns `false`. [`report_overload`] wins over it.
+///
+/// Tasks that call neither count as completed, and their running time (from the moment they
+/// start running, queueing excluded, to the moment they return or panic) is a latency sample.
+///
+/// ```
+/// use uberpool::{AdaptiveConcurrency, SchedulerConfig, SchedulerService, TaskClass};
+///
+/// let service = SchedulerService::builder().build()?;
+/// let relay = service.scheduler_with(
+///     TaskClass::Io,
+///     SchedulerConfig::new().adaptive_concurrency(AdaptiveConcurrency::new()),
+/// )?;
+/// // A refusal for a bad address says nothing about the relay's load.
+/// assert!(relay.submit(uberpool::ignore_sample)?.join()?);
+/// assert_eq!(relay.throttle().unwrap().adaptive.unwrap().ignored, 1);
+/// assert!(!uberpool::ignore_sample()); // not in a task
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn ignore_sample() -> bool {
+    tell_limit(Outcome::Ignored)
+}
+
+/// Records `outcome` for the running task of an adaptive view; `false` if there is none.
+fn tell_limit(outcome: Outcome) -> bool {
+    CURRENT_TASK.with(|c| match c.get() {
+        Some(mut running) if running.feedback.is_some() => {
+            if running.feedback != Some(Outcome::Overloaded) {
+                running.feedback = Some(outcome);
+                c.set(Some(running));
+            }
+            true
+        }
+        _ => false,
+    })
+}
+
 /// The bookkeeping around each task of a view: its counts in the view word, its slot in a
-/// throttled view's gate, [`current_class`], CPU_LIGHT overrun checks. It runs on the thread
-/// that runs the task (or drops it unrun) and never runs user code.
+/// throttled view's gate, [`current_class`], CPU_LIGHT overrun checks, and the sample an
+/// adaptive view's limit takes from each task. It runs on the thread that runs the task (or
+/// drops it unrun) and never runs user code.
+///
+/// Only CPU_LIGHT views and adaptive views read the clock around their tasks
+/// (`View::times_tasks`); a task of any other view costs no clock read.
 pub(crate) struct TaskScope {
     view: Arc<View>,
 }
@@ -112,7 +196,8 @@ impl TaskScope {
 }
 
 /// What a running task's scope keeps on the running thread's stack: the task context it
-/// replaced, and when a CPU_LIGHT task started (for the overrun check).
+/// replaced, and when the task started if its view times its tasks (`View::times_tasks`:
+/// CPU_LIGHT views for the overrun check, adaptive views for their samples).
 pub(crate) struct ScopeRun {
     saved: Option<Running>,
     started: Option<Instant>,
@@ -132,16 +217,25 @@ impl RunHooks for TaskScope {
         let running = Running {
             class: self.view.class,
             view: self.view.id,
+            feedback: self.view.adaptive.then_some(Outcome::Completed),
         };
         let saved = CURRENT_TASK.with(|c| c.replace(Some(running)));
-        let started = (self.view.class == TaskClass::CpuLight).then(Instant::now);
+        let started = self.view.times_tasks.then(Instant::now);
         Some(ScopeRun { saved, started })
     }
 
     fn end(&mut self, run: ScopeRun) {
-        CURRENT_TASK.with(|c| c.set(run.saved));
-        if let Some(started) = run.started {
-            let took = started.elapsed();
+        let mine = CURRENT_TASK.with(|c| c.replace(run.saved));
+        // The slot goes back before the word counts the task finished, so that a view seen
+        // terminated (`Scheduler::is_terminated`) has every slot of its gate back.
+        let Some(started) = run.started else {
+            self.view.release_slot();
+            self.view.word.finish();
+            return;
+        };
+        let ended = Instant::now();
+        if self.view.class == TaskClass::CpuLight {
+            let took = ended.saturating_duration_since(started);
             if took > LIGHT_BUDGET {
                 self.view
                     .pool
@@ -163,7 +257,12 @@ impl RunHooks for TaskScope {
             }
         }
         // The slot goes back before the task leaves the view (see `begin`).
-        self.view.release_slot();
+        match mine.and_then(|running| running.feedback) {
+            // A panicking task is a sample like any other: catch_unwind has already returned
+            // when `end` runs, and what the task reported before it panicked stands.
+            Some(outcome) => self.view.release_sampled(started, ended, outcome),
+            None => self.view.release_slot(),
+        }
         self.view.word.finish();
     }
 

@@ -8,9 +8,12 @@
 //! the rate, and hands a freed slot to the next held task.
 //!
 //! Invariants (all under `Throttle::state`):
-//! - `in_flight <= limit + lent`, where `lent` is the number of tasks run inline, each by a
-//!   caller that holds a slot of this gate and is suspended while that task runs
-//!   ([`Throttle::lend_slot`]); every slot taken or lent is given back exactly once (`release`);
+//! - a slot is taken only while `in_flight < limit`; so `in_flight <= limit + lent`, where
+//!   `lent` is the number of tasks run inline, each by a caller that holds a slot of this gate
+//!   and is suspended while that task runs ([`Throttle::lend_slot`]) — except right after an
+//!   adaptive gate lowered its limit, when the tasks already in flight run on and no slot is
+//!   taken until `in_flight` is below the new limit; every slot taken or lent is given back
+//!   exactly once (`release`, `release_sampled`);
 //! - `held.len() <= queue_cap`; a held task holds no slot, and the gate gives it one before it is
 //!   started or cancelled (`drain` grants a slot to each task it returns, so cancelling it
 //!   releases that slot like any other);
@@ -27,11 +30,19 @@
 //!
 //! No lost wake-up: a waiting caller increments `waiters` and re-checks slots and room under the
 //! lock it then waits with; every `release` (and every pop from the queue) happens under that
-//! lock and notifies when `waiters > 0`. The loom models at the end of this file check it.
+//! lock and notifies when `waiters > 0`. The loom models (`loom_tests.rs`) check it.
+//!
+//! An adaptive gate (`SchedulerConfig::adaptive_concurrency`) also owns the adaptive limit
+//! (`adaptive/limit.rs`), under the same lock: each task of the view gives its slot back with a
+//! sample of its running time and outcome ([`Throttle::release_sampled`]), and the limit it
+//! computes becomes `State::limit` at once. A raised limit starts held tasks and wakes waiting
+//! callers in the same critical section, as a release does; a lowered one takes effect at the
+//! next admission. Other gates never touch the adaptive state, and their limit never changes.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::adaptive::{AdaptiveLimit, AdaptiveStatus, Outcome, Params, Sample, Step};
 use crate::loom::{Condvar, Mutex};
 
 use crate::rejected::RejectKind;
@@ -83,6 +94,8 @@ pub(crate) struct Pump {
     pub(crate) start: Vec<Job>,
     /// Arm the timer to call [`Throttle::timer_fired`] at this instant.
     pub(crate) arm_at: Option<Instant>,
+    /// An adaptive gate's limit took a step (log it).
+    pub(crate) step: Option<Step>,
 }
 
 /// A snapshot of a throttled scheduler's gate.
@@ -105,7 +118,8 @@ pub(crate) struct Pump {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ThrottleStatus {
-    /// The concurrency limit (`max_concurrent_tasks`), if the view has one.
+    /// The concurrency limit (`max_concurrent_tasks`, or an adaptive limit's current value), if
+    /// the view has one.
     pub limit: Option<usize>,
     /// The rate limit as (`n`, `per`), if the view has one.
     pub rate: Option<(usize, Duration)>,
@@ -119,9 +133,17 @@ pub struct ThrottleStatus {
     pub peak_in_flight: usize,
     /// Submissions refused with [`RejectKind::Throttled`](crate::RejectKind::Throttled).
     pub throttled: u64,
+    /// The adaptive limit's state, if the view has one
+    /// ([`SchedulerConfig::adaptive_concurrency`](crate::SchedulerConfig::adaptive_concurrency)).
+    pub adaptive: Option<AdaptiveStatus>,
 }
 
 struct State {
+    /// Most tasks in flight at once (`usize::MAX` for a gate with only a rate). Fixed, except
+    /// in an adaptive gate, where it is `adaptive`'s whole limit after every sample.
+    limit: usize,
+    /// The adaptive limit (adaptive gates only).
+    adaptive: Option<AdaptiveLimit>,
     in_flight: usize,
     held: VecDeque<Job>,
     /// GCRA theoretical arrival time of the next start (rate-limited gates).
@@ -134,11 +156,11 @@ struct State {
 
 /// The gate. See the module documentation for its invariants.
 pub(crate) struct Throttle {
-    /// Most tasks in flight at once (`usize::MAX` for a gate with only a rate).
-    limit: usize,
     queue_cap: usize,
     rate: Option<Rate>,
     rate_spec: Option<(usize, Duration)>,
+    /// The origin of an adaptive gate's sample times.
+    epoch: Instant,
     state: Mutex<State>,
     /// Signalled when a slot or queue room frees, and at shutdown; waited on by callers that may
     /// wait.
@@ -153,12 +175,34 @@ impl Throttle {
         rate: Option<(usize, Duration)>,
         queue_cap: usize,
     ) -> Self {
+        Self::with_state(limit.unwrap_or(usize::MAX), None, rate, queue_cap)
+    }
+
+    /// An adaptive gate: its limit starts at `params.initial` and follows its tasks' samples
+    /// (`release_sampled`); the rate and queue as for [`new`](Self::new).
+    pub(crate) fn adaptive(
+        params: Params,
+        rate: Option<(usize, Duration)>,
+        queue_cap: usize,
+    ) -> Self {
+        let adaptive = AdaptiveLimit::new(params);
+        Self::with_state(adaptive.whole(), Some(adaptive), rate, queue_cap)
+    }
+
+    fn with_state(
+        limit: usize,
+        adaptive: Option<AdaptiveLimit>,
+        rate: Option<(usize, Duration)>,
+        queue_cap: usize,
+    ) -> Self {
         Throttle {
-            limit: limit.unwrap_or(usize::MAX),
             queue_cap,
             rate: rate.and_then(|(n, per)| Rate::new(n, per)),
             rate_spec: rate,
+            epoch: Instant::now(),
             state: Mutex::new(State {
+                limit,
+                adaptive,
                 in_flight: 0,
                 held: VecDeque::new(),
                 tat: None,
@@ -173,7 +217,7 @@ impl Throttle {
 
     /// Takes a slot (and a token) if both are free now.
     fn try_take(&self, state: &mut State, now: Instant) -> bool {
-        if state.in_flight >= self.limit {
+        if state.in_flight >= state.limit {
             return false;
         }
         if let Some(rate) = self.rate {
@@ -219,7 +263,7 @@ impl Throttle {
             self.room.notify_all();
         }
         if !state.held.is_empty()
-            && state.in_flight < self.limit
+            && state.in_flight < state.limit
             && state.release_at.is_none()
             && let Some(at) = self.next_token(state, now)
         {
@@ -308,7 +352,7 @@ impl Throttle {
                 }
                 until = until.min(deadline);
             }
-            if state.in_flight < self.limit
+            if state.in_flight < state.limit
                 && let Some(at) = self.next_token(&state, now)
             {
                 until = until.min(at);
@@ -326,6 +370,43 @@ impl Throttle {
         let mut state = self.state.lock();
         debug_assert!(state.in_flight > 0, "a slot is released once");
         state.in_flight -= 1;
+        self.pump(&mut state, &mut pump);
+        if state.waiters > 0 {
+            self.room.notify_all();
+        }
+        pump
+    }
+
+    /// `true` for an adaptive gate: its tasks give their slots back with
+    /// [`release_sampled`](Self::release_sampled).
+    pub(crate) fn is_adaptive(&self) -> bool {
+        self.state.lock().adaptive.is_some()
+    }
+
+    /// A task of an adaptive gate gives its slot back, with its sample: when it started and
+    /// ended running, and how it ended. The limit takes the sample into account at once; if it
+    /// rose, held tasks start and waiting callers are woken as for a release. Returns the
+    /// follow-up, with the limit's step (if the sample made it take one) to log.
+    pub(crate) fn release_sampled(
+        &self,
+        started: Instant,
+        ended: Instant,
+        outcome: Outcome,
+    ) -> Pump {
+        let mut pump = Pump::default();
+        let mut state = self.state.lock();
+        debug_assert!(state.in_flight > 0, "a slot is released once");
+        let in_flight = state.in_flight;
+        state.in_flight -= 1;
+        if let Some(adaptive) = state.adaptive.as_mut() {
+            pump.step = adaptive.on_sample(Sample {
+                started: started.saturating_duration_since(self.epoch),
+                ended: ended.saturating_duration_since(self.epoch),
+                in_flight,
+                outcome,
+            });
+            state.limit = adaptive.whole();
+        }
         self.pump(&mut state, &mut pump);
         if state.waiters > 0 {
             self.room.notify_all();
@@ -374,252 +455,40 @@ impl Throttle {
     pub(crate) fn free_slots(&self, pool_free: usize) -> usize {
         let state = self.state.lock();
         let slots = if state.held.is_empty() {
-            self.limit.saturating_sub(state.in_flight).min(pool_free)
+            state.limit.saturating_sub(state.in_flight).min(pool_free)
         } else {
             0
         };
         slots.saturating_add(self.queue_cap.saturating_sub(state.held.len()))
     }
 
+    /// Callers waiting at the gate now (tests sequence on it).
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn waiters(&self) -> usize {
+        self.state.lock().waiters
+    }
+
     /// A snapshot.
     pub(crate) fn status(&self) -> ThrottleStatus {
         let state = self.state.lock();
         ThrottleStatus {
-            limit: (self.limit != usize::MAX).then_some(self.limit),
+            limit: (state.limit != usize::MAX).then_some(state.limit),
             rate: self.rate_spec,
             queue_size: self.queue_cap,
             in_flight: state.in_flight,
             held: state.held.len(),
             peak_in_flight: state.peak_in_flight,
             throttled: state.throttled,
+            adaptive: state.adaptive.as_ref().map(AdaptiveLimit::status),
         }
     }
 }
 
 #[cfg(all(test, not(loom)))]
-mod tests {
-    use super::*;
-    use crate::task::PlainJob;
+mod tests;
 
-    fn job() -> Job {
-        PlainJob::job(|| {}, ())
-    }
-
-    fn never_shut() -> bool {
-        false
-    }
-
-    #[test]
-    fn the_limit_holds_then_refuses_callers_that_may_not_wait() {
-        let gate = Throttle::new(Some(2), None, 1);
-        assert!(matches!(
-            gate.enter(job(), false, None, &never_shut).0,
-            Entry::Start(_)
-        ));
-        assert!(matches!(
-            gate.enter(job(), false, None, &never_shut).0,
-            Entry::Start(_)
-        ));
-        assert!(matches!(
-            gate.enter(job(), false, None, &never_shut).0,
-            Entry::Held
-        ));
-        assert!(matches!(
-            gate.enter(job(), false, None, &never_shut).0,
-            Entry::Refused(_, RejectKind::Throttled)
-        ));
-        let status = gate.status();
-        assert_eq!((status.in_flight, status.held, status.throttled), (2, 1, 1));
-        // A freed slot goes to the held task, not back to the pool of free slots.
-        let pump = gate.release();
-        assert_eq!(pump.start.len(), 1);
-        assert_eq!((gate.status().in_flight, gate.status().held), (2, 0));
-        assert!(gate.release().start.is_empty());
-        assert!(gate.release().start.is_empty());
-        assert_eq!(gate.status().in_flight, 0);
-    }
-
-    #[test]
-    fn a_waiting_caller_times_out_as_throttled() {
-        let gate = Throttle::new(Some(1), None, 0);
-        assert!(matches!(
-            gate.enter(job(), true, None, &never_shut).0,
-            Entry::Start(_)
-        ));
-        let deadline = Instant::now() + Duration::from_millis(20);
-        assert!(matches!(
-            gate.enter(job(), true, Some(deadline), &never_shut).0,
-            Entry::Refused(_, RejectKind::Throttled)
-        ));
-        assert!(Instant::now() >= deadline);
-    }
-
-    #[test]
-    fn a_waiting_caller_sees_a_shutdown() {
-        let gate = Throttle::new(Some(1), None, 0);
-        assert!(matches!(
-            gate.enter(job(), true, None, &never_shut).0,
-            Entry::Start(_)
-        ));
-        assert!(matches!(
-            gate.enter(job(), true, None, &|| true).0,
-            Entry::Refused(_, RejectKind::Shutdown)
-        ));
-    }
-
-    #[test]
-    fn a_waiting_caller_gets_the_freed_slot() {
-        let gate = std::sync::Arc::new(Throttle::new(Some(1), None, 0));
-        assert!(matches!(
-            gate.enter(job(), true, None, &never_shut).0,
-            Entry::Start(_)
-        ));
-        let waiter = {
-            let gate = gate.clone();
-            std::thread::spawn(move || {
-                matches!(
-                    gate.enter(job(), true, None, &never_shut).0,
-                    Entry::Start(_)
-                )
-            })
-        };
-        while gate.state.lock().waiters == 0 {
-            std::thread::yield_now();
-        }
-        assert!(gate.release().start.is_empty());
-        assert!(waiter.join().unwrap());
-        assert_eq!(gate.status().in_flight, 1);
-    }
-
-    #[test]
-    fn a_rate_lets_a_burst_through_then_holds_and_arms_the_timer() {
-        let gate = Throttle::new(None, Some((2, Duration::from_secs(3600))), 4);
-        assert!(matches!(
-            gate.enter(job(), false, None, &never_shut).0,
-            Entry::Start(_)
-        ));
-        assert!(matches!(
-            gate.enter(job(), false, None, &never_shut).0,
-            Entry::Start(_)
-        ));
-        let (entry, pump) = gate.enter(job(), false, None, &never_shut);
-        assert!(matches!(entry, Entry::Held));
-        let at = pump.arm_at.expect("the timer is armed for the next token");
-        assert!(at > Instant::now() + Duration::from_secs(1700));
-        // Only one timer entry at a time.
-        let (_, pump) = gate.enter(job(), false, None, &never_shut);
-        assert!(pump.arm_at.is_none());
-        // Slots freeing do not start tasks the rate holds.
-        assert!(gate.release().start.is_empty());
-        assert_eq!(gate.status().held, 2);
-    }
-
-    #[test]
-    fn a_fast_rate_releases_held_tasks_when_the_timer_fires() {
-        let gate = Throttle::new(None, Some((1, Duration::from_millis(10))), 4);
-        assert!(matches!(
-            gate.enter(job(), false, None, &never_shut).0,
-            Entry::Start(_)
-        ));
-        let (entry, pump) = gate.enter(job(), false, None, &never_shut);
-        assert!(matches!(entry, Entry::Held));
-        let at = pump.arm_at.unwrap();
-        while Instant::now() < at {
-            std::thread::yield_now();
-        }
-        let pump = gate.timer_fired();
-        assert_eq!(pump.start.len(), 1);
-        assert!(pump.arm_at.is_none(), "nothing left to hold");
-    }
-
-    #[test]
-    fn drain_grants_a_slot_to_each_held_task() {
-        let gate = Throttle::new(Some(1), None, 3);
-        assert!(matches!(
-            gate.enter(job(), false, None, &never_shut).0,
-            Entry::Start(_)
-        ));
-        for _ in 0..3 {
-            assert!(matches!(
-                gate.enter(job(), false, None, &never_shut).0,
-                Entry::Held
-            ));
-        }
-        let drained = gate.drain();
-        assert_eq!(drained.len(), 3);
-        assert_eq!(gate.status().in_flight, 4);
-        for _ in 0..4 {
-            assert!(gate.release().start.is_empty());
-        }
-        assert_eq!(gate.status().in_flight, 0);
-    }
-
-    #[test]
-    fn rate_rejects_nonsense() {
-        assert!(Rate::new(0, Duration::from_secs(1)).is_none());
-        assert!(Rate::new(5, Duration::ZERO).is_none());
-        let rate = Rate::new(5, Duration::from_secs(1)).unwrap();
-        assert_eq!(rate.interval, Duration::from_millis(200));
-        assert_eq!(rate.tolerance, Duration::from_millis(800));
-    }
-}
+#[cfg(all(test, not(loom)))]
+mod adaptive_tests;
 
 #[cfg(all(test, loom))]
-mod loom_tests {
-    use super::*;
-    use crate::loom::{Arc, thread};
-    use crate::task::PlainJob;
-
-    fn job() -> Job {
-        PlainJob::job(|| {}, ())
-    }
-
-    fn model(f: impl Fn() + Sync + Send + 'static) {
-        crate::loom::model(3, f);
-    }
-
-    /// A caller waiting for a slot is woken by the release that frees it (waits are untimed
-    /// under loom, so a lost notification is a deadlock the model reports).
-    #[test]
-    fn loom_a_waiting_caller_gets_the_freed_slot() {
-        model(|| {
-            let gate = Arc::new(Throttle::new(Some(1), None, 0));
-            assert!(matches!(
-                gate.enter(job(), true, None, &|| false).0,
-                Entry::Start(_)
-            ));
-            let waiter = {
-                let gate = gate.clone();
-                thread::spawn(move || {
-                    matches!(gate.enter(job(), true, None, &|| false).0, Entry::Start(_))
-                })
-            };
-            assert!(gate.release().start.is_empty());
-            assert!(waiter.join().unwrap());
-            assert_eq!(gate.status().in_flight, 1);
-        });
-    }
-
-    /// A task entering while the last slot is released either takes the slot or is held and
-    /// handed the slot by the release: never stranded in the queue with a free slot.
-    #[test]
-    fn loom_a_release_racing_an_entry_never_strands_a_held_task() {
-        model(|| {
-            let gate = Arc::new(Throttle::new(Some(1), None, 1));
-            assert!(matches!(
-                gate.enter(job(), false, None, &|| false).0,
-                Entry::Start(_)
-            ));
-            let releaser = {
-                let gate = gate.clone();
-                thread::spawn(move || gate.release().start.len())
-            };
-            let started_at_once =
-                matches!(gate.enter(job(), false, None, &|| false).0, Entry::Start(_));
-            let started_by_release = releaser.join().unwrap();
-            assert_eq!(usize::from(started_at_once) + started_by_release, 1);
-            let status = gate.status();
-            assert_eq!((status.in_flight, status.held), (1, 0));
-        });
-    }
-}
+mod loom_tests;
