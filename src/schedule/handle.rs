@@ -11,7 +11,9 @@ use std::time::Duration;
 use crate::loom::Ordering;
 use crate::task::{TaskError, TaskHandle};
 
-use super::task::{Kind, Phase, TimedTask};
+#[cfg(feature = "cron")]
+use super::task::Kind;
+use super::task::{Phase, TimedTask};
 
 /// A delayed, periodic or cron task: cancel it, see whether it is done, read its counters, and
 /// wait for it — a delayed task's value (`T`), or a periodic task's end.
