@@ -248,6 +248,10 @@ impl Timer {
     }
 
     fn start_thread(&self) -> std::io::Result<JoinHandle<()>> {
+        #[cfg(all(test, not(loom)))]
+        if tests::REFUSE_START.with(std::cell::Cell::get) {
+            return Err(std::io::Error::other("thread start refused by the test"));
+        }
         let shared = self.shared.clone();
         crate::loom::thread::Builder::new()
             .name(self.shared.name.clone())
@@ -306,8 +310,49 @@ mod tests {
     use super::*;
     use std::sync::mpsc;
 
+    thread_local! {
+        /// Makes this thread's attempts to start a timer thread fail, as when the OS refuses
+        /// a thread.
+        pub(super) static REFUSE_START: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
     fn timer() -> Timer {
         Timer::new("test.timer".to_owned())
+    }
+
+    #[test]
+    fn a_timer_thread_that_cannot_start_refuses_with_no_thread_and_a_later_defer_starts_it() {
+        let timer = timer();
+        REFUSE_START.with(|r| r.set(true));
+        let refused = timer.defer(Duration::ZERO, Box::new(|_| {}));
+        REFUSE_START.with(|r| r.set(false));
+        assert!(matches!(refused, Err(ref r) if r.why == TimerRefusal::NoThread));
+        let (tx, rx) = mpsc::channel();
+        timer
+            .defer(Duration::ZERO, Box::new(move |fire| tx.send(fire).unwrap()))
+            .expect("the thread starts on the next defer");
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), Fire::Due);
+        timer.shutdown();
+    }
+
+    #[test]
+    fn a_delayed_task_the_timer_cannot_take_comes_back_as_timer_unavailable() {
+        let service = crate::SchedulerService::builder()
+            .name("no-timer")
+            .build()
+            .unwrap();
+        REFUSE_START.with(|r| r.set(true));
+        let refused = service.io().schedule(Duration::from_millis(1), || 5);
+        REFUSE_START.with(|r| r.set(false));
+        let refused = refused.expect_err("no timer thread, no delayed task");
+        assert_eq!(
+            *refused.kind(),
+            crate::schedule::ScheduleErrorKind::TimerUnavailable
+        );
+        assert_eq!(refused.into_inner()(), 5, "the closure comes back");
+        let later = service.io().schedule(Duration::ZERO, || 6).unwrap();
+        assert_eq!(later.join().unwrap(), 6);
+        service.shutdown();
     }
 
     #[test]
