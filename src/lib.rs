@@ -128,6 +128,9 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `cron` | yes | [`Scheduler::schedule_cron`] and [`Scheduler::schedule_cron_in`] (the `cron` and `chrono` crates) |
+//! | `queue` | no | `uberpool::queue`: the capacity-aware consumer of durable job queues and its backend interface (no client; chosen by the two below) |
+//! | `beanstalkd` | no | `queue` plus the beanstalkd client, producer and consumer backend (no extra crates) |
+//! | `redis` | no | `queue` plus the Redis Streams producer and consumer backend, on one server or a Redis Cluster (the `redis` crate, synchronous connection only) |
 //! | `metrics` | no | every pool's and scheduler's figures published through the `metrics` facade (`ServiceBuilder::publish_metrics`, `SchedulerService::publish_metrics_now`), for Prometheus and other exporters |
 //!
 //! # More
