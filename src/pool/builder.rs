@@ -88,6 +88,7 @@ pub enum BuildError {
 /// reading exists: `max_size` below `core_size` is raised to `core_size`, above
 /// [`MAX_THREADS`] lowered to it (growth is on demand, so a large maximum starts nothing); a
 /// `queue_size` above 2³¹ − 1 is lowered to it. Any duration is accepted.
+#[must_use = "a builder does nothing until `build` is called"]
 pub struct PoolBuilder {
     name: String,
     core_size: usize,

@@ -72,6 +72,7 @@ impl<T> TaskCell<T> {
 /// let handle = pool.submit(|| 6 * 7).unwrap();
 /// assert_eq!(handle.join(), Ok(42));
 /// ```
+#[must_use = "dropping the handle does not cancel the task; `execute` submits without one"]
 pub struct TaskHandle<T> {
     cell: CellRef<T>,
 }
