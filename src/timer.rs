@@ -249,7 +249,7 @@ impl Timer {
 
     fn start_thread(&self) -> std::io::Result<JoinHandle<()>> {
         #[cfg(all(test, not(loom)))]
-        if tests::REFUSE_START.with(std::cell::Cell::get) {
+        if REFUSE_START.with(std::cell::Cell::get) {
             return Err(std::io::Error::other("thread start refused by the test"));
         }
         let shared = self.shared.clone();
@@ -257,6 +257,13 @@ impl Timer {
             .name(self.shared.name.clone())
             .spawn(move || run(&shared))
     }
+}
+
+#[cfg(all(test, not(loom)))]
+thread_local! {
+    /// Tests only: makes this thread's attempts to start a timer thread fail, as when the OS
+    /// refuses a thread.
+    pub(crate) static REFUSE_START: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 fn run_action(timer: &str, action: TimerAction, fire: Fire) {
@@ -310,12 +317,6 @@ mod tests {
     use super::*;
     use std::sync::mpsc;
 
-    thread_local! {
-        /// Makes this thread's attempts to start a timer thread fail, as when the OS refuses
-        /// a thread.
-        pub(super) static REFUSE_START: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    }
-
     fn timer() -> Timer {
         Timer::new("test.timer".to_owned())
     }
@@ -333,26 +334,6 @@ mod tests {
             .expect("the thread starts on the next defer");
         assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), Fire::Due);
         timer.shutdown();
-    }
-
-    #[test]
-    fn a_delayed_task_the_timer_cannot_take_comes_back_as_timer_unavailable() {
-        let service = crate::SchedulerService::builder()
-            .name("no-timer")
-            .build()
-            .unwrap();
-        REFUSE_START.with(|r| r.set(true));
-        let refused = service.io().schedule(Duration::from_millis(1), || 5);
-        REFUSE_START.with(|r| r.set(false));
-        let refused = refused.expect_err("no timer thread, no delayed task");
-        assert_eq!(
-            *refused.kind(),
-            crate::schedule::ScheduleErrorKind::TimerUnavailable
-        );
-        assert_eq!(refused.into_inner()(), 5, "the closure comes back");
-        let later = service.io().schedule(Duration::ZERO, || 6).unwrap();
-        assert_eq!(later.join().unwrap(), 6);
-        service.shutdown();
     }
 
     #[test]

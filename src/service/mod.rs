@@ -542,3 +542,6 @@ impl fmt::Debug for SchedulerService {
             .finish()
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests;
