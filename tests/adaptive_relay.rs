@@ -121,18 +121,20 @@ fn a_limit_started_far_beyond_the_hard_limit_stops_the_421s_within_a_bounded_num
     // The first round alone meets 48 refusals (60 sessions, 12 allowed).
     assert!(report.refused >= 40, "{} 421s", report.refused);
     // From 60, ten backoffs of 0.8 bring the limit under the hard limit (12), one per round of
-    // refusals; each round holds at most the limit's worth of sessions. The 421s end well
-    // within the campaign: the last one comes before half the messages are delivered.
-    let last = report
+    // refusals; each round holds at most the limit's worth of sessions. The storm ends early:
+    // by the time half the messages are delivered, all but a few 421s have been met. A few
+    // may still come later, at a limit of 10-13: the relay counts a session until its
+    // connection closes, a moment after the task gave its slot back, so a limit just below
+    // the hard limit now and then meets a 421 (seen in 4 runs of 11 on a quiet machine).
+    let by_half = report
         .timeline
         .iter()
-        .find(|t| t.refused == report.refused)
-        .expect("the timeline reaches the last 421");
+        .find(|t| t.delivered >= 500)
+        .map_or(report.refused, |t| t.refused);
+    let later = report.refused - by_half;
     assert!(
-        last.delivered <= 500,
-        "421s went on until {} of 1000 messages were delivered ({:?}, {} 421s)",
-        last.delivered,
-        last.at,
+        later <= 10,
+        "{later} 421s after half the messages were delivered ({} in all, {by_half} before)",
         report.refused
     );
     assert!(report.refused <= 500, "{} 421s", report.refused);

@@ -120,3 +120,75 @@ fn a_pending_future_is_cancelled_when_the_service_shuts_down() {
         Some(Err(TaskError::Cancelled))
     );
 }
+
+/// A future that is pending until its flag is set, and hands its waker out.
+struct Parked {
+    ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    waker: std::sync::mpsc::Sender<std::task::Waker>,
+}
+
+impl std::future::Future for Parked {
+    type Output = &'static str;
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<&'static str> {
+        if self.ready.load(std::sync::atomic::Ordering::SeqCst) {
+            return std::task::Poll::Ready("woken");
+        }
+        let _ = self.waker.send(cx.waker().clone());
+        std::task::Poll::Pending
+    }
+}
+
+#[test]
+fn a_wake_never_waits_for_room_on_the_waking_thread() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, mpsc};
+
+    let service = SchedulerService::builder().name("wake").build().unwrap();
+    let gated = service
+        .scheduler_with(
+            TaskClass::Io,
+            uberpool::SchedulerConfig::new().max_concurrent_tasks(1),
+        )
+        .unwrap();
+    // The future polls once (taking and giving back the gate's one slot) and hands its waker out.
+    let ready = Arc::new(AtomicBool::new(false));
+    let (waker_tx, waker_rx) = mpsc::channel();
+    let handle = gated
+        .spawn_async(Parked {
+            ready: ready.clone(),
+            waker: waker_tx,
+        })
+        .unwrap();
+    let waker = waker_rx.recv_timeout(GUARD).expect("first poll");
+    // A task fills the gate until released.
+    let (release, released) = mpsc::channel::<()>();
+    let (started_tx, started) = mpsc::channel();
+    let blocker = gated
+        .submit(move || {
+            started_tx.send(()).unwrap();
+            let _ = released.recv();
+        })
+        .unwrap();
+    started.recv_timeout(GUARD).expect("the blocker runs");
+
+    // Wake from a thread outside the service while the gate is full: the wake must return at
+    // once (the next poll is retried from the timer), not wait for the slot.
+    ready.store(true, Ordering::SeqCst);
+    let (woke_tx, woke) = mpsc::channel();
+    std::thread::spawn(move || {
+        waker.wake();
+        woke_tx.send(()).unwrap();
+    });
+    let returned = woke.recv_timeout(GUARD);
+    release.send(()).unwrap();
+    assert!(
+        returned.is_ok(),
+        "the waking thread waited for the gate's slot"
+    );
+    blocker.join().unwrap();
+    assert_eq!(handle.join(), Ok("woken"));
+    service.shutdown();
+}

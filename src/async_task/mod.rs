@@ -190,9 +190,13 @@ where
     /// The task is accounted for by its handle, not by the shutdown report.
     const IS_TASK: bool = false;
 
+    /// Never waits and never runs the poll on the waking thread: a waker is called from
+    /// anywhere — a pool thread finishing a task, a shutdown cancelling held work, code holding
+    /// a lock — and a wake that blocked for room in a full pool or gate could wait on work only
+    /// the waking thread would release. A full target is retried from the timer.
     fn attempt(self) -> Attempt<Self> {
         let scheduler = self.0.scheduler.clone();
-        match PollJob::offer(&scheduler, self.0, Patience::Policy) {
+        match PollJob::offer(&scheduler, self.0, Patience::Never) {
             Ok(()) => Attempt::Taken,
             Err(refused) if refused.kind() == RejectKind::Shutdown => {
                 refused
