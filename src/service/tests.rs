@@ -6,6 +6,10 @@ use crate::schedule::ScheduleErrorKind;
 use crate::timer::REFUSE_START;
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "a service detects the machine's resources in /proc, which Miri's isolation forbids"
+)]
 fn a_delayed_task_the_timer_cannot_take_comes_back_as_timer_unavailable() {
     let service = super::SchedulerService::builder()
         .name("no-timer")
