@@ -9,12 +9,12 @@
 mod queue_common;
 
 use std::io::BufRead;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use queue_common::sink::{self, Sink};
-use queue_common::{Beanstalkd, TempDir, jobs_in, tube, wait_drained, wait_until};
+use queue_common::{Beanstalkd, GUARD, TempDir, Workers, jobs_in, tube, wait_drained, wait_until};
 use uberpool::queue::beanstalkd::{
     Backoff, BeanstalkdBackend, Client, Error, Producer, PutOptions,
 };
@@ -111,67 +111,6 @@ fn worker_main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Worker processes of one test, killed if the test fails.
-struct Workers {
-    server: String,
-    tube: String,
-    sink: String,
-    children: Vec<(String, Child)>,
-}
-
-impl Workers {
-    fn spawn(&mut self, worker: &str) {
-        let child = Command::new(std::env::current_exe().unwrap())
-            .env(ROLE, "worker")
-            .env("UBERPOOL_QUEUE_TEST_ADDR", &self.server)
-            .env("UBERPOOL_QUEUE_TEST_TUBE", &self.tube)
-            .env("UBERPOOL_QUEUE_TEST_SINK", &self.sink)
-            .env("UBERPOOL_QUEUE_TEST_WORKER", worker)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn a worker process");
-        self.children.push((worker.to_owned(), child));
-    }
-
-    /// Kills `worker` with SIGKILL and waits for it to die.
-    fn kill(&mut self, worker: &str) {
-        let index = self
-            .children
-            .iter()
-            .position(|(name, _)| name == worker)
-            .unwrap();
-        let (_, mut child) = self.children.remove(index);
-        child.kill().unwrap(); // SIGKILL on Unix
-        child.wait().unwrap();
-    }
-
-    /// Closes every live worker's stdin and waits for each to exit successfully.
-    fn stop_all(&mut self) {
-        for (_, child) in &mut self.children {
-            drop(child.stdin.take());
-        }
-        for (name, child) in &mut self.children {
-            let mut status = None;
-            wait_until(&format!("worker {name} to exit"), || {
-                status = child.try_wait().unwrap();
-                status.is_some()
-            });
-            let status = status.unwrap();
-            assert!(status.success(), "worker {name}: {status}");
-        }
-    }
-}
-
-impl Drop for Workers {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 fn worker_killed_with_sigkill() {
     let Some(server) = Beanstalkd::start() else {
         return;
@@ -184,12 +123,15 @@ fn worker_killed_with_sigkill() {
         result.unwrap();
     }
     let sink = Sink::start();
-    let mut workers = Workers {
-        server: server.addr(),
-        tube: tube.clone(),
-        sink: sink.addr(),
-        children: Vec::new(),
-    };
+    let mut workers = Workers::new(
+        vec![
+            (ROLE, "worker".to_owned()),
+            ("UBERPOOL_QUEUE_TEST_ADDR", server.addr()),
+            ("UBERPOOL_QUEUE_TEST_TUBE", tube.clone()),
+            ("UBERPOOL_QUEUE_TEST_SINK", sink.addr()),
+        ],
+        GUARD,
+    );
     for worker in ["w1", "w2", "w3"] {
         workers.spawn(worker);
     }

@@ -14,11 +14,11 @@ mod sink;
 
 use std::collections::HashSet;
 use std::io::BufRead;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use queue_redis_common::{RedisCluster, queue_name, wait_until};
+use queue_redis_common::{GUARD, RedisCluster, Workers, queue_name, wait_until};
 use sink::Sink;
 use uberpool::queue::redis::{Producer, RedisBackend, RedisQueue};
 use uberpool::queue::{Backend, Consumer, Outcome, Settle, Settlement};
@@ -122,67 +122,6 @@ fn worker_main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Worker processes of one test, killed if the test fails.
-struct Workers {
-    urls: String,
-    queue: String,
-    sink: String,
-    children: Vec<(String, Child)>,
-}
-
-impl Workers {
-    fn spawn(&mut self, worker: &str) {
-        let child = Command::new(std::env::current_exe().unwrap())
-            .env(ROLE, "worker")
-            .env("UBERPOOL_QUEUE_TEST_URLS", &self.urls)
-            .env("UBERPOOL_QUEUE_TEST_QUEUE", &self.queue)
-            .env("UBERPOOL_QUEUE_TEST_SINK", &self.sink)
-            .env("UBERPOOL_QUEUE_TEST_WORKER", worker)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn a worker process");
-        self.children.push((worker.to_owned(), child));
-    }
-
-    /// Kills `worker` with SIGKILL and waits for it to die.
-    fn kill(&mut self, worker: &str) {
-        let index = self
-            .children
-            .iter()
-            .position(|(name, _)| name == worker)
-            .unwrap();
-        let (_, mut child) = self.children.remove(index);
-        child.kill().unwrap(); // SIGKILL on Unix
-        child.wait().unwrap();
-    }
-
-    /// Closes every live worker's stdin and waits for each to exit successfully.
-    fn stop_all(&mut self) {
-        for (_, child) in &mut self.children {
-            drop(child.stdin.take());
-        }
-        for (name, child) in &mut self.children {
-            let mut status = None;
-            wait_until(&format!("worker {name} to exit"), || {
-                status = child.try_wait().unwrap();
-                status.is_some()
-            });
-            let status = status.unwrap();
-            assert!(status.success(), "worker {name}: {status}");
-        }
-    }
-}
-
-impl Drop for Workers {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 fn worker_killed_with_sigkill() {
     let Some(cluster) = RedisCluster::start() else {
         return;
@@ -195,12 +134,15 @@ fn worker_killed_with_sigkill() {
         result.unwrap();
     }
     let sink = Sink::start();
-    let mut workers = Workers {
-        urls: cluster.urls(),
-        queue: queue.name().to_owned(),
-        sink: sink.addr(),
-        children: Vec::new(),
-    };
+    let mut workers = Workers::new(
+        vec![
+            (ROLE, "worker".to_owned()),
+            ("UBERPOOL_QUEUE_TEST_URLS", cluster.urls()),
+            ("UBERPOOL_QUEUE_TEST_QUEUE", queue.name().to_owned()),
+            ("UBERPOOL_QUEUE_TEST_SINK", sink.addr()),
+        ],
+        GUARD,
+    );
     for worker in ["w1", "w2", "w3"] {
         workers.spawn(worker);
     }

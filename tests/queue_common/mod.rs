@@ -7,7 +7,11 @@
 //! the test fails.
 #![allow(dead_code)]
 
+pub mod procs;
 pub mod sink;
+
+#[allow(unused_imports)] // not every test binary that includes this module uses both
+pub use procs::{TempDir, Workers};
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -46,33 +50,6 @@ pub fn beanstalkd_binary() -> Option<PathBuf> {
     candidates.push(PathBuf::from("/usr/bin/beanstalkd"));
     candidates.push(PathBuf::from("/usr/sbin/beanstalkd"));
     candidates.into_iter().find(|path| path.is_file())
-}
-
-/// A temporary directory, removed when dropped.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(what: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "uberpool-{what}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("temporary directory");
-        TempDir(path)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A beanstalkd process of the test's own; killed when dropped.

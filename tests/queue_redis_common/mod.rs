@@ -7,6 +7,12 @@
 //! it), in which case the test fails.
 #![allow(dead_code)]
 
+#[path = "../queue_common/procs.rs"]
+pub mod procs;
+
+#[allow(unused_imports)] // not every test binary that includes this module uses both
+pub use procs::{TempDir, Workers};
+
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -62,33 +68,6 @@ fn binaries() -> Option<(PathBuf, PathBuf)> {
             );
             None
         }
-    }
-}
-
-/// A temporary directory, removed when dropped.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(what: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "uberpool-{what}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("temporary directory");
-        TempDir(path)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
