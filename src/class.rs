@@ -42,6 +42,12 @@ impl TaskClass {
             TaskClass::Io => "IO",
         }
     }
+
+    /// Work that computes rather than blocks (CPU_LIGHT and CPU_INTENSIVE): the pools keep it
+    /// to as many running threads as there are cores.
+    pub(crate) const fn is_cpu(self) -> bool {
+        matches!(self, TaskClass::CpuLight | TaskClass::CpuIntensive)
+    }
 }
 
 impl fmt::Display for TaskClass {

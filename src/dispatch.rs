@@ -20,6 +20,7 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
+use crate::TaskClass;
 use crate::loom::{Arc, AtomicU64, AtomicUsize, Ordering};
 use crate::policy::{self, Decision, Target};
 use crate::pool::{Shared, ThreadPool};
@@ -116,20 +117,22 @@ impl ServicePool {
         self.pool.shared()
     }
 
-    /// Offers `job` to the pool and, when it is full, carries out the caller-aware policy for
-    /// the calling thread: wait (within `patience`), hand the job back to run here (counted in
-    /// `caller_ran`; not beyond [`MAX_INLINE_DEPTH`] nested inline runs), or refuse.
-    pub(crate) fn offer(&self, job: Job, patience: Patience) -> Offered {
-        let offered = self.decide(job, patience);
+    /// Offers `job`, a task of `class`, to the pool and, when it is full, carries out the
+    /// caller-aware policy for the calling thread: wait (within `patience`), hand the job back to
+    /// run here (counted in `caller_ran`; not beyond [`MAX_INLINE_DEPTH`] nested inline runs),
+    /// or refuse. CPU_LIGHT and CPU_INTENSIVE work is admitted as CPU work (the pool keeps it to
+    /// the cores: `pool/cpu.rs`).
+    pub(crate) fn offer(&self, job: Job, patience: Patience, class: TaskClass) -> Offered {
+        let offered = self.decide(job, patience, class.is_cpu());
         if let Offered::Refused(_, RejectKind::Busy) = offered {
             self.counts.rejected.fetch_add(1, Ordering::Relaxed);
         }
         offered
     }
 
-    fn decide(&self, job: Job, patience: Patience) -> Offered {
+    fn decide(&self, job: Job, patience: Patience, cpu: bool) -> Offered {
         let shared = self.shared();
-        let job = match Shared::admit(shared, job) {
+        let job = match Shared::admit_as(shared, job, cpu) {
             Ok(()) => return Offered::Accepted,
             Err((job, RejectKind::Busy)) => job,
             Err((job, kind)) => return Offered::Refused(job, kind),
@@ -146,7 +149,7 @@ impl ServicePool {
                 }
                 None => Offered::Refused(job, RejectKind::Busy),
             },
-            Decision::Wait => match Shared::admit_waiting(shared, job, patience.deadline()) {
+            Decision::Wait => match Shared::admit_waiting(shared, job, patience.deadline(), cpu) {
                 Ok(()) => Offered::Accepted,
                 Err((job, kind)) => Offered::Refused(job, kind),
             },

@@ -176,13 +176,14 @@ impl<I: Send + 'static, O: Send + 'static> Flow<I, O> {
             run.finish(Ok(input));
             return Ok(handle);
         }
-        let entry = core.pool(core.steps[0].class).clone();
+        let class = core.steps[0].class;
+        let entry = core.pool(class).clone();
         let patience = if patient {
             Patience::Policy
         } else {
             Patience::Never
         };
-        let (job, kind) = match entry.offer(Job::new(FlowJob { run }), patience) {
+        let (job, kind) = match entry.offer(Job::new(FlowJob { run }), patience, class) {
             Offered::Accepted => {
                 entry.counts.hops_switched.fetch_add(1, Ordering::Relaxed);
                 return Ok(handle);

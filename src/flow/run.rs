@@ -215,11 +215,14 @@ impl<O: Send + 'static> Redeliver for FlowRun<O> {
 impl<O: Send + 'static> FlowRun<O> {
     /// One offer of the next step to its pool (`report`: see [`drive`](Self::drive)).
     fn hop(mut self, report: Option<&Report<'_>>) -> Attempt<Self> {
-        let pool = self.core.pool(self.core.steps[self.next].class).clone();
+        let class = self.core.steps[self.next].class;
+        let pool = self.core.pool(class).clone();
         let tail = std::mem::replace(&mut self.tail, false);
         let hand_off = tail && self.core.policy != ProactorPolicy::Always;
         let mut job = Job::new(FlowJob { run: self });
         if hand_off {
+            // Admitted as the tail without `offer`: the job carries its class's hint itself.
+            job = job.with_cpu_hint(class.is_cpu());
             match Shared::admit_as_tail(pool.shared(), job) {
                 Ok(()) => {
                     pool.counts.hops_switched.fetch_add(1, Ordering::Relaxed);
@@ -228,7 +231,7 @@ impl<O: Send + 'static> FlowRun<O> {
                 Err(back) => job = back,
             }
         }
-        match pool.offer(job, Patience::Policy) {
+        match pool.offer(job, Patience::Policy, class) {
             Offered::Accepted => {
                 pool.counts.hops_switched.fetch_add(1, Ordering::Relaxed);
             }

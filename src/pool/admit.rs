@@ -18,26 +18,41 @@ impl Shared {
     /// thread if the pool may grow. A refusal gives the job back with the reason; it is not
     /// counted (see the module docs).
     pub(crate) fn admit(this: &Arc<Self>, job: Job) -> Result<(), (Job, RejectKind)> {
+        let job = job.with_cpu_hint(false);
         match this.state.try_enqueue(this.spec.queue_size) {
             Ok(after) => {
-                this.counters.submitted.fetch_add(1, Ordering::Relaxed);
-                let job = worker::with_current(|current| match current {
-                    Some(ctx) if Arc::ptr_eq(&ctx.shared, this) => {
-                        ctx.local.push(job);
-                        None
-                    }
-                    _ => Some(job),
-                });
-                if let Some(job) = job {
-                    this.injector.push(job);
-                }
-                if after.needs_wake() && this.sleep.wake_one(&this.state) {
-                    this.counters.wakeups.fetch_add(1, Ordering::Relaxed);
+                Self::push(this, job);
+                if after.needs_wake() {
+                    Self::wake_for(this);
                 }
                 Ok(())
             }
             Err(EnqueueError::Shutdown) => Err((job, RejectKind::Shutdown)),
             Err(EnqueueError::Full) => Self::grow(this, job),
+        }
+    }
+
+    /// Counts an admitted job and pushes it: to the calling worker's own deque if the caller is
+    /// a thread of this pool, else to the injector.
+    pub(super) fn push(this: &Arc<Self>, job: Job) {
+        this.counters.submitted.fetch_add(1, Ordering::Relaxed);
+        let job = worker::with_current(|current| match current {
+            Some(ctx) if Arc::ptr_eq(&ctx.shared, this) => {
+                ctx.local.push(job);
+                None
+            }
+            _ => Some(job),
+        });
+        if let Some(job) = job {
+            this.injector.push(job);
+        }
+    }
+
+    /// Wakes one sleeper for a task just admitted, if the word (re-read under the sleep lock)
+    /// still needs it.
+    pub(super) fn wake_for(this: &Arc<Self>) {
+        if this.sleep.wake_one(&this.state) {
+            this.counters.wakeups.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -47,7 +62,7 @@ impl Shared {
     }
 
     /// Starts a new thread for `job`, if the pool is below its maximum.
-    fn grow(this: &Arc<Self>, job: Job) -> Result<(), (Job, RejectKind)> {
+    pub(super) fn grow(this: &Arc<Self>, job: Job) -> Result<(), (Job, RejectKind)> {
         let max = this.spec.max_size;
         if this
             .threads
@@ -84,12 +99,43 @@ impl Shared {
         if state.is_shutdown() {
             return 0;
         }
-        let queueable = (state.idle() + self.spec.queue_size).saturating_sub(state.pending());
         let growable = self
             .spec
             .max_size
             .saturating_sub(self.threads.load(Ordering::SeqCst));
-        queueable.saturating_add(growable)
+        // CPU work queued behind the computing threads (`cpu.rs`) takes room a thread would
+        // have had, so pending tasks are taken from the whole.
+        (state.idle() + self.spec.queue_size)
+            .saturating_add(growable)
+            .saturating_sub(state.pending())
+    }
+
+    /// Starts one thread with no first task, counted idle before it exists (as the builder
+    /// counts core threads), if the pool is below its maximum and not shutting down. The stall
+    /// watch uses it (`cpu.rs`).
+    #[cfg_attr(loom, allow(dead_code))] // the stall watch is left out under loom
+    pub(super) fn start_idle_thread(this: &Arc<Self>) {
+        let max = this.spec.max_size;
+        if this
+            .threads
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_err()
+        {
+            return;
+        }
+        if this.state.load().is_shutdown() {
+            this.release_reservation();
+            return;
+        }
+        this.state.add_idle(1);
+        if let Err((_, error)) = Self::spawn_thread(this, None, true) {
+            this.state.forget_idle();
+            this.counters.spawn_failures.fetch_add(1, Ordering::Relaxed);
+            this.release_reservation();
+            tracing::warn!(pool = %this.name, %error, "could not start a pool thread for work queued behind blocked threads");
+        }
     }
 }
 

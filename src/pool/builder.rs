@@ -97,6 +97,7 @@ pub struct PoolBuilder {
     keep_alive: Duration,
     shutdown_timeout: Duration,
     hooks: Hooks,
+    cpu_limit: usize,
 }
 
 impl Default for PoolBuilder {
@@ -109,6 +110,7 @@ impl Default for PoolBuilder {
             keep_alive: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(15),
             hooks: Hooks::default(),
+            cpu_limit: 0,
         }
     }
 }
@@ -216,6 +218,15 @@ impl PoolBuilder {
         self
     }
 
+    /// Most of the pool's threads that run CPU work at once before further CPU work queues for
+    /// them instead of waking or starting another thread (see `cpu.rs`); 0, the default, for no
+    /// limit. Only the service marks work as CPU work; the pool's own `execute` and `submit`
+    /// never do.
+    pub(crate) fn cpu_limit(mut self, n: usize) -> Self {
+        self.cpu_limit = n;
+        self
+    }
+
     /// Builds the pool and starts its core threads.
     pub fn build(self) -> Result<ThreadPool, BuildError> {
         if self.core_size == 0 {
@@ -256,6 +267,7 @@ impl PoolBuilder {
             shutdown_timeout: self.shutdown_timeout,
             capacity: capacity::Capacity::new(),
             backing_off: CachePadded::new(AtomicUsize::new(0)),
+            cpu: super::cpu::CpuLoad::new(self.cpu_limit, &spec),
         });
         // Core threads are counted idle before they exist, so the first submissions find them
         // even if the threads have not been scheduled yet.

@@ -77,7 +77,8 @@ impl Shared {
         self.capacity.signal(true);
     }
 
-    /// Admits `job`, blocking while the pool is full, until `deadline` (forever without one).
+    /// Admits `job` (as CPU work when `cpu`: see `cpu.rs`), blocking while the pool is full,
+    /// until `deadline` (forever without one).
     /// Returns the job when the deadline passes (`Busy`) or the pool shuts down (`Shutdown`).
     /// Counts the wait in `waited`; never counts a refusal (the caller does, if it hands the job
     /// back to its own caller).
@@ -85,6 +86,7 @@ impl Shared {
         this: &Arc<Self>,
         job: Job,
         deadline: Option<Instant>,
+        cpu: bool,
     ) -> Result<(), (Job, RejectKind)> {
         let capacity = &this.capacity;
         capacity.waiters.fetch_add(1, Ordering::SeqCst);
@@ -92,7 +94,7 @@ impl Shared {
         let mut job = job;
         let result = loop {
             let epoch = capacity.epoch.load(Ordering::SeqCst);
-            match Self::admit(this, job) {
+            match Self::admit_as(this, job, cpu) {
                 Ok(()) => break Ok(()),
                 Err((back, RejectKind::Busy)) => {
                     job = back;

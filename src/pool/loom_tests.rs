@@ -130,7 +130,7 @@ fn loom_waiting_submitter_is_admitted_when_a_worker_frees() {
                 (),
             )
         };
-        assert!(super::Shared::admit_waiting(pool.shared(), second, None).is_ok());
+        assert!(super::Shared::admit_waiting(pool.shared(), second, None, false).is_ok());
         let report = pool.shutdown_timeout(Duration::from_secs(60));
         assert_eq!(report.completed, 2);
         assert_eq!(ran.load(Ordering::SeqCst), 2);
@@ -286,5 +286,54 @@ fn loom_tasks_shutting_down_each_others_pools_do_not_deadlock() {
             b.shutdown_timeout(Duration::from_secs(60)),
         );
         assert_eq!((ra.still_running, rb.still_running), (0, 0));
+    });
+}
+
+/// A pool with a CPU limit of one: CPU work admitted while the one worker computes is queued
+/// behind it, without a wake and without a new thread (`cpu.rs`), and is run when the worker is
+/// done — whatever the interleaving of the admission with the worker finishing its task,
+/// clearing its CPU mark and going to sleep. The second task's handle is joined before any
+/// shutdown (which would wake every sleeper and hide a lost wake): a lost wake leaves the join
+/// blocked forever, which loom reports as a deadlock.
+#[test]
+fn loom_cpu_work_queued_behind_the_computing_worker_is_run() {
+    model(|| {
+        let pool = ThreadPool::builder()
+            .core_size(1)
+            .max_size(2)
+            .cpu_limit(1)
+            .build()
+            .unwrap();
+        let (first, first_done) = crate::task::HandleJob::job(|| 1);
+        assert!(super::Shared::admit_cpu(pool.shared(), first).is_ok());
+        let (second, second_done) = crate::task::HandleJob::job(|| 2);
+        assert!(super::Shared::admit_cpu(pool.shared(), second).is_ok());
+        assert_eq!(second_done.join(), Ok(2));
+        assert_eq!(first_done.join(), Ok(1));
+        assert!(pool.shared().cpu.running() <= 1);
+        let report = pool.shutdown_timeout(Duration::from_secs(60));
+        assert_eq!((report.completed, report.cancelled), (2, 0));
+    });
+}
+
+/// A submitter waiting for room in a full pool with a CPU limit (one thread, no queue, so no
+/// room behind the computing worker either) is admitted once the worker frees: the claim and
+/// idle signals still reach it. Fails as a deadlock when a signal is lost.
+#[test]
+fn loom_cpu_submitter_waiting_for_room_is_admitted() {
+    model(|| {
+        let pool = ThreadPool::builder()
+            .core_size(1)
+            .cpu_limit(1)
+            .build()
+            .unwrap();
+        let (first, first_done) = crate::task::HandleJob::job(|| 1);
+        assert!(super::Shared::admit_cpu(pool.shared(), first).is_ok());
+        let (second, second_done) = crate::task::HandleJob::job(|| 2);
+        assert!(super::Shared::admit_waiting(pool.shared(), second, None, true).is_ok());
+        assert_eq!(second_done.join(), Ok(2));
+        assert_eq!(first_done.join(), Ok(1));
+        let report = pool.shutdown_timeout(Duration::from_secs(60));
+        assert_eq!(report.completed, 2);
     });
 }

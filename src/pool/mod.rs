@@ -47,6 +47,7 @@
 mod admit;
 mod builder;
 mod capacity;
+mod cpu;
 mod metrics;
 mod queue;
 mod shutdown;
@@ -76,6 +77,7 @@ pub use state::MAX_THREADS;
 use state::State;
 use threads::Exits;
 pub use threads::ThreadSpawn;
+pub(crate) use worker::boundary;
 
 /// The state all handles and threads of one pool share.
 pub(crate) struct Shared {
@@ -111,6 +113,8 @@ pub(crate) struct Shared {
     /// Idle workers in their search back-off now (bounded: see `worker.rs`). `Relaxed`: a
     /// bound on spinning, not a protocol variable.
     pub(crate) backing_off: CachePadded<AtomicUsize>,
+    /// Threads running CPU work, and the limit past which CPU work queues (see `cpu.rs`).
+    pub(crate) cpu: cpu::CpuLoad,
 }
 
 /// An elastic, bounded thread pool with Java `ThreadPoolExecutor` admission.

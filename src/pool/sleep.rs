@@ -94,6 +94,23 @@ impl Sleep {
         }
     }
 
+    /// Wakes one sleeper whatever the word says, if there is one (the stall watch, `cpu.rs`:
+    /// tasks are pending while the threads counted as computing make no progress). Returns
+    /// `true` if a thread was woken.
+    #[cfg_attr(loom, allow(dead_code))] // the stall watch is left out under loom
+    pub(crate) fn wake_any(&self, state: &State) -> bool {
+        let mut list = self.list.lock();
+        match list.parked.pop() {
+            Some(sleeper) => {
+                state.leave_sleep();
+                sleeper.notified.store(true, Ordering::Relaxed);
+                sleeper.condvar.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Wakes every sleeper (shutdown). Returns how many were woken.
     pub(crate) fn wake_all(&self, state: &State) -> usize {
         let mut list = self.list.lock();

@@ -30,15 +30,18 @@ pub(crate) struct Context {
     pub(crate) shared: Arc<Shared>,
     pub(crate) local: Rc<Local<Job>>,
     pub(crate) seq: usize,
-    tail: Rc<Tail>,
+    pub(crate) tail: Rc<Tail>,
 }
 
 /// What the worker loop and [`Shared::admit_as_tail`] share about the task running now.
 #[derive(Default)]
-struct Tail {
+pub(crate) struct Tail {
     /// Set when the running task handed a task to this pool as its last act and counted this
     /// thread idle for it: after the task returns the worker is already idle.
     turned_idle: Cell<bool>,
+    /// The thread is counted in its pool's `cpu.running` (see `cpu.rs`): it runs CPU work, or
+    /// ran it last and has not searched the queues as an idle worker since.
+    pub(crate) cpu: Cell<bool>,
 }
 
 #[cfg(not(loom))]
@@ -49,6 +52,26 @@ std::thread_local! {
 #[cfg(loom)]
 loom::thread_local! {
     pub(crate) static CURRENT: RefCell<Option<Context>> = RefCell::new(None);
+}
+
+std::thread_local! {
+    /// This thread's task boundaries as a worker: one more each time it takes a task, and each
+    /// time it turns to searching as an idle worker. Always 0 on other threads. Read through
+    /// [`boundary`].
+    static BOUNDARIES: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The calling thread's count of task boundaries as a pool worker (0 off pool threads). A task
+/// whose start sees the count one above what the previous task saw at its end was taken
+/// straight after that task, with no idle search and no other task between: the view scope
+/// then takes the previous task's end as this one's start instead of reading the clock again
+/// (`view/scope.rs`).
+pub(crate) fn boundary() -> u64 {
+    BOUNDARIES.with(Cell::get)
+}
+
+fn cross_boundary() {
+    BOUNDARIES.with(|count| count.set(count.get() + 1));
 }
 
 /// Runs `f` with the current worker's context, if this thread is a worker.
@@ -77,6 +100,8 @@ pub(crate) fn run(shared: Arc<Shared>, first: Option<Job>, seq: usize, joinable:
     // Runs one job; returns `true` if the job handed a task to this pool as its tail and the
     // worker is therefore idle already.
     let run_top = |job: Job| {
+        cross_boundary();
+        super::cpu::mark_for(&shared, &tail.cpu, &job);
         shared.run_job(job);
         tail.turned_idle.replace(false)
     };
@@ -92,22 +117,21 @@ pub(crate) fn run(shared: Arc<Shared>, first: Option<Job>, seq: usize, joinable:
     let retired = loop {
         if !idle {
             if let Some(job) = shared.find_task(&local, seq) {
-                shared.state.claim_busy();
-                if shared.spec.queue_size > 0 {
-                    shared.signal_capacity();
-                }
+                let after = shared.state.claim_busy();
+                shared.after_claim(after);
                 idle = run_top(job);
                 continue;
             }
             shared.state.become_idle();
             shared.signal_capacity();
         }
+        // Not counted as computing while it searches and sleeps: see `cpu.rs`.
+        super::cpu::clear_mark(&shared, &tail.cpu);
+        cross_boundary();
         match idle_search(&shared, &local, seq, &sleeper) {
             Found::Task(job) => {
-                shared.state.claim_idle();
-                if shared.spec.queue_size > 0 {
-                    shared.signal_capacity();
-                }
+                let after = shared.state.claim_idle();
+                shared.after_claim(after);
                 idle = run_top(job);
             }
             Found::Exit { retired } => break retired,

@@ -155,9 +155,13 @@ impl ServiceBuilder {
         let publish_every = self.publish_every;
         let shutdown_timeout = config.graceful_shutdown_timeout;
         let hooks = self.hooks;
+        // The pools that run CPU work keep it to the cores (`pool/cpu.rs`); the IO pool does not.
+        let cores = Resources::detect().cores.max(1);
         let make = |kind: PoolKind, spec: &PoolSpec, role: ThreadRole, target: Target| {
+            let cpu_limit = if kind == PoolKind::Io { 0 } else { cores };
             hooks
                 .pool_builder(format!("{name}.{}", kind.label()), role)
+                .cpu_limit(cpu_limit)
                 .core_size(spec.core_size.max(1))
                 .max_size(spec.max_size)
                 .queue_size(spec.queue_size)

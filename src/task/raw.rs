@@ -150,9 +150,17 @@ struct VTable {
 }
 
 /// A unit of work as the pool holds it: one pointer wide, `Send`, consumed exactly once.
+///
+/// The pointer's lowest bit carries one hint for the pool: the job is CPU work (`pool/cpu.rs`).
+/// Every block is aligned to at least 8 bytes (its header is a reference), so the bit is never
+/// part of the address; [`block`](Job::block) masks it off before any use of the pointer.
 pub(crate) struct Job {
     ptr: NonNull<Header>,
 }
+
+/// The bit of a job's pointer that marks CPU work.
+const CPU_HINT: usize = 1;
+const _: () = assert!(std::mem::align_of::<Header>() > CPU_HINT);
 
 // SAFETY: a job's contents are `Send` (`Runnable: Send`, and `F`, `H`, `T: Send` for cell
 // blocks), the job part is reached only through this one value, and the cell part is `Sync`.
@@ -172,14 +180,44 @@ impl Job {
         }
     }
 
+    /// The block's address, without the hint bit.
+    fn block(&self) -> NonNull<Header> {
+        self.ptr.map_addr(|addr| {
+            std::num::NonZeroUsize::new(addr.get() & !CPU_HINT)
+                .expect("a block's address is not below its alignment")
+        })
+    }
+
+    /// The job, marked as CPU work (`cpu`) or not: a hint the pool reads when a worker takes
+    /// it. A job offered to another pool after a refusal is marked again there.
+    pub(crate) fn with_cpu_hint(self, cpu: bool) -> Job {
+        let ptr = ManuallyDrop::new(self).ptr;
+        Job {
+            ptr: ptr.map_addr(|addr| {
+                let marked = if cpu {
+                    addr.get() | CPU_HINT
+                } else {
+                    addr.get() & !CPU_HINT
+                };
+                std::num::NonZeroUsize::new(marked)
+                    .expect("a block's address is not below its alignment")
+            }),
+        }
+    }
+
+    /// Whether the job is marked as CPU work ([`with_cpu_hint`](Self::with_cpu_hint)).
+    pub(crate) fn is_cpu(&self) -> bool {
+        self.ptr.addr().get() & CPU_HINT != 0
+    }
+
     fn vtable(&self) -> &'static VTable {
         // SAFETY: the block lives while the job does (invariant 3) and its header is never
         // written after construction (invariant 1).
-        unsafe { self.ptr.as_ref().vtable }
+        unsafe { self.block().as_ref().vtable }
     }
 
     fn into_raw(self) -> NonNull<Header> {
-        ManuallyDrop::new(self).ptr
+        ManuallyDrop::new(self).block()
     }
 
     /// Runs the job on the current thread, catching panics.
@@ -270,7 +308,7 @@ impl Drop for Job {
     fn drop(&mut self) {
         let drop_job = self.vtable().drop_job;
         // SAFETY: the job is being dropped, so nothing uses `self.ptr` after this call.
-        unsafe { drop_job(self.ptr) }
+        unsafe { drop_job(self.block()) }
     }
 }
 

@@ -59,7 +59,7 @@ impl Redeliver for HeldStart {
 
     fn attempt(self) -> Attempt<Self> {
         let HeldStart { view, job } = self;
-        match view.pool.offer(job, Patience::Never) {
+        match view.pool.offer(job, Patience::Never, view.class) {
             Offered::Accepted => Attempt::Taken,
             Offered::Refused(job, RejectKind::Busy) => Attempt::Busy(HeldStart { view, job }),
             Offered::Refused(job, _) => {

@@ -186,7 +186,7 @@ impl View {
                 None => return Ok(()),
             },
         };
-        match self.pool.offer(job, patience) {
+        match self.pool.offer(job, patience, self.class) {
             Offered::Accepted => Ok(()),
             Offered::RunHere(job, inline) => {
                 self.run_inline(job, inline);

@@ -12,6 +12,7 @@ use crate::adaptive::Outcome;
 use std::sync::Arc;
 
 use crate::loom::Ordering;
+use crate::pool;
 use crate::role::current_role;
 use crate::task::RunHooks;
 
@@ -35,6 +36,9 @@ std::thread_local! {
     /// The task the thread is running through a scheduler or flow, if any; nested inline runs
     /// save and restore it.
     static CURRENT_TASK: Cell<Option<Running>> = const { Cell::new(None) };
+    /// When the last top-level task of a view that times its tasks ended on this thread, with
+    /// the worker's task boundary count then (`pool::boundary`). Taken by every task's start.
+    static LAST_END: Cell<Option<(u64, Instant)>> = const { Cell::new(None) };
 }
 
 /// Runs `f` as a task of class `class` (and of view `view`, 0 for none): [`current_class`] says
@@ -220,7 +224,19 @@ impl RunHooks for TaskScope {
             feedback: self.view.adaptive.then_some(Outcome::Completed),
         };
         let saved = CURRENT_TASK.with(|c| c.replace(Some(running)));
-        let started = self.view.times_tasks.then(Instant::now);
+        let last_end = LAST_END.take();
+        let started = self.view.times_tasks.then(|| match last_end {
+            // Taken straight after the previous task on this worker: its end is this task's
+            // start, and one clock read per task is saved on a busy worker (the gap between
+            // them, the worker taking this task, counts as this task's time). Not for adaptive
+            // views, whose samples are latencies.
+            Some((boundary, at))
+                if saved.is_none() && !self.view.adaptive && boundary + 1 == pool::boundary() =>
+            {
+                at
+            }
+            _ => Instant::now(),
+        });
         Some(ScopeRun { saved, started })
     }
 
@@ -234,6 +250,9 @@ impl RunHooks for TaskScope {
             return;
         };
         let ended = Instant::now();
+        if run.saved.is_none() {
+            LAST_END.set(Some((pool::boundary(), ended)));
+        }
         if self.view.class == TaskClass::CpuLight {
             let took = ended.saturating_duration_since(started);
             if took > LIGHT_BUDGET {
