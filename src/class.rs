@@ -43,10 +43,11 @@ impl TaskClass {
         }
     }
 
-    /// Work that computes rather than blocks (CPU_LIGHT and CPU_INTENSIVE): the pools keep it
-    /// to as many running threads as there are cores.
+    /// Work the pools keep to as many running threads as there are cores (`pool/cpu.rs`):
+    /// CPU_LIGHT, the short work whose hand-off to a thread of its own would cost more than the
+    /// work. CPU_INTENSIVE work keeps Mule's hand-off.
     pub(crate) const fn is_cpu(self) -> bool {
-        matches!(self, TaskClass::CpuLight | TaskClass::CpuIntensive)
+        matches!(self, TaskClass::CpuLight)
     }
 }
 

@@ -72,6 +72,11 @@ impl Shared {
         self.capacity.signal(false);
     }
 
+    /// Callers blocked in [`admit_waiting`](Self::admit_waiting) now.
+    pub(crate) fn capacity_waiters(&self) -> usize {
+        self.capacity.waiters.load(Ordering::Relaxed)
+    }
+
     /// Wakes every waiting submitter (shutdown: they all leave with `Shutdown`).
     pub(crate) fn signal_capacity_all(&self) {
         self.capacity.signal(true);

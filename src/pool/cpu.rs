@@ -198,6 +198,11 @@ impl Shared {
     /// wake a sleeper as any admission does; but once the computing threads (and the awake idle
     /// ones, which will compute) reach the limit, wake nobody: the task waits for one of them,
     /// and the stall watch is told, in case they are blocked.
+    ///
+    /// Except while more than one caller waits for room: then the pool, not one fast submitter,
+    /// is what many callers wait for, and every thread it has is put to work (the threads the
+    /// limit leaves asleep share the cores with the other pools' threads, and the callers' work
+    /// gets its share of them). Measured on DEDICATED's cpuLight pool fed by IO threads.
     fn after_cpu_enqueue(this: &Arc<Self>, after: Snapshot) {
         if after.pending() <= after.awake_idle() {
             return;
@@ -205,7 +210,9 @@ impl Shared {
         // Safe to skip the wake: the limit is at least 1, so either a computing thread is
         // counted (it searches again after this enqueue) or an idle worker was awake at the
         // enqueue (it cannot park while a task is pending).
-        if after.sleeping() > 0 && !this.cpu.saturated(after.awake_idle()) {
+        if after.sleeping() > 0
+            && (!this.cpu.saturated(after.awake_idle()) || this.capacity_waiters() > 1)
+        {
             Self::wake_for(this);
         } else {
             watch(this);

@@ -310,7 +310,10 @@ fn loom_cpu_work_queued_behind_the_computing_worker_is_run() {
         assert!(super::Shared::admit_cpu(pool.shared(), second).is_ok());
         assert_eq!(second_done.join(), Ok(2));
         assert_eq!(first_done.join(), Ok(1));
-        assert!(pool.shared().cpu.running() <= 1);
+        assert!(
+            pool.shared().cpu.running() <= 2,
+            "at most one mark per thread"
+        );
         let report = pool.shutdown_timeout(Duration::from_secs(60));
         assert_eq!((report.completed, report.cancelled), (2, 0));
     });

@@ -155,10 +155,11 @@ impl ServiceBuilder {
         let publish_every = self.publish_every;
         let shutdown_timeout = config.graceful_shutdown_timeout;
         let hooks = self.hooks;
-        // The pools that run CPU work keep it to the cores (`pool/cpu.rs`); the IO pool does not.
+        // The pools that run CPU_LIGHT work keep it to the cores (`pool/cpu.rs`).
         let cores = Resources::detect().cores.max(1);
         let make = |kind: PoolKind, spec: &PoolSpec, role: ThreadRole, target: Target| {
-            let cpu_limit = if kind == PoolKind::Io { 0 } else { cores };
+            let serves_light = matches!(kind, PoolKind::Uber | PoolKind::CpuLight);
+            let cpu_limit = if serves_light { cores } else { 0 };
             hooks
                 .pool_builder(format!("{name}.{}", kind.label()), role)
                 .cpu_limit(cpu_limit)
