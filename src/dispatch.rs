@@ -120,7 +120,7 @@ impl ServicePool {
     /// Offers `job`, a task of `class`, to the pool and, when it is full, carries out the
     /// caller-aware policy for the calling thread: wait (within `patience`), hand the job back to
     /// run here (counted in `caller_ran`; not beyond [`MAX_INLINE_DEPTH`] nested inline runs),
-    /// or refuse. CPU_LIGHT and CPU_INTENSIVE work is admitted as CPU work (the pool keeps it to
+    /// or refuse. CPU_LIGHT work is admitted as CPU work (the pool keeps it to
     /// the cores: `pool/cpu.rs`).
     pub(crate) fn offer(&self, job: Job, patience: Patience, class: TaskClass) -> Offered {
         let offered = self.decide(job, patience, class.is_cpu());

@@ -53,6 +53,12 @@
 //! - **DEDICATED** (Mule 4.1/4.2): one pool per class — cpuLight, io (elastic) and cpuIntensive.
 //!   A stuck IO call cannot starve light work.
 //!
+//! CPU_LIGHT work is kept to the cores: once `cores` threads of a pool run it, more of it waits
+//! in the pool's queue for them instead of waking or starting a thread per task (tasks running
+//! and queued still stay within the pool's maximum). A light task that blocks anyway cannot
+//! starve the work behind it: when no task of the pool ends for 10 ms while work is queued, a
+//! watch thread (`uberpool-stall-watch`) adds a thread.
+//!
 //! The strategy and the sizes come from a [`PoolsConfig`]: Mule's `scheduler-pools.conf` keys,
 //! read by [`PoolsConfig::load`] (every error names the file, line and key). A
 //! [`SchedulerService`] hands out [`Scheduler`]s — views over its pools, each with its own

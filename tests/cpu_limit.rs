@@ -1,8 +1,8 @@
-//! CPU work kept to the cores, on the service built from the defaults: CPU_LIGHT and
-//! CPU_INTENSIVE work beyond `cores` running tasks queues behind them instead of waking or
-//! starting a thread per task, and user code that blocks in such work anyway (against the
-//! class's contract) still never deadlocks the work queued behind it: the stall watch adds a
-//! thread when the computing threads stop making progress.
+//! CPU work kept to the cores, on the service built from the defaults: CPU_LIGHT work beyond
+//! `cores` running tasks queues behind them instead of waking or starting a thread per task, and
+//! user code that blocks in such work anyway (against the class's contract) still never
+//! deadlocks the work queued behind it: the stall watch adds a thread when the computing threads
+//! stop making progress. CPU_INTENSIVE work keeps the hand-off.
 //!
 //! Sequenced with a meeting point that every task must reach before any may leave; the
 //! timeouts are failure guards only.

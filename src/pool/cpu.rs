@@ -3,8 +3,8 @@
 //! those threads stop making progress.
 //!
 //! A pool built with a CPU limit (`PoolBuilder::cpu_limit`, the number of cores; the service
-//! sets it on the pools that run CPU_LIGHT and CPU_INTENSIVE work) admits a task marked as CPU
-//! work ([`Shared::admit_cpu`]) differently once `cpu_running ≥ limit`, that is once as many of
+//! sets it on the pools that serve CPU_LIGHT work, and marks CPU_LIGHT work only: see
+//! `TaskClass::is_cpu`) admits a task marked as CPU work ([`Shared::admit_cpu`]) differently once `cpu_running ≥ limit`, that is once as many of
 //! its threads run CPU work as there are cores: it neither wakes a sleeping thread nor starts
 //! one for the task, because another computing thread would only take a core from one that
 //! already has it. The task is queued instead and the computing threads take it when they
