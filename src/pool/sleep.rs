@@ -80,18 +80,7 @@ impl Sleep {
     /// if a thread was woken.
     pub(crate) fn wake_one(&self, state: &State) -> bool {
         let mut list = self.list.lock();
-        if !state.load().needs_wake() {
-            return false;
-        }
-        match list.parked.pop() {
-            Some(sleeper) => {
-                state.leave_sleep();
-                sleeper.notified.store(true, Ordering::Relaxed);
-                sleeper.condvar.notify_one();
-                true
-            }
-            None => false,
-        }
+        state.load().needs_wake() && Self::pop_and_notify(&mut list, state)
     }
 
     /// Wakes one sleeper whatever the word says, if there is one (the stall watch, `cpu.rs`:
@@ -99,7 +88,12 @@ impl Sleep {
     /// `true` if a thread was woken.
     #[cfg_attr(loom, allow(dead_code))] // the stall watch is left out under loom
     pub(crate) fn wake_any(&self, state: &State) -> bool {
-        let mut list = self.list.lock();
+        Self::pop_and_notify(&mut self.list.lock(), state)
+    }
+
+    /// Takes the most recently parked sleeper off the list (held locked by the caller), counts
+    /// it awake and notifies it.
+    fn pop_and_notify(list: &mut List, state: &State) -> bool {
         match list.parked.pop() {
             Some(sleeper) => {
                 state.leave_sleep();
