@@ -1,7 +1,8 @@
 //! Profiling probe for spawn_many_remote: runs one contender alone, round after round, so that
 //! `perf` sees one path — the service's defaults (`uber` or `dedicated`, through
-//! `cpu_light().execute`) or the bare pool with a deep queue (`pool`) — and prints each round's
-//! time per task, then the service's pool figures (threads started, wake-ups, waits for room).
+//! `cpu_light().execute`; `uber-submit`: `cpu_light().submit`, the handles kept, then dropped) or
+//! the bare pool with a deep queue (`pool`) — and prints each round's time per task, then the
+//! service's pool figures (threads started, wake-ups, waits for room).
 //! Run: `cargo run --release -p uberpool-bench --example spawn_probe -- uber 20`.
 
 use std::time::Instant;
@@ -35,15 +36,17 @@ fn main() {
     for _ in 0..rounds {
         let (latch, done) = Latch::new(TASKS);
         let start = Instant::now();
+        let mut handles = Vec::new();
         for _ in 0..TASKS {
             let latch = latch.clone();
-            if which == "pool" {
-                pool.execute(move || latch.count_down()).unwrap();
-            } else {
-                light.execute(move || latch.count_down()).unwrap();
+            match which.as_str() {
+                "pool" => pool.execute(move || latch.count_down()).unwrap(),
+                "uber-submit" => handles.push(light.submit(move || latch.count_down()).unwrap()),
+                _ => light.execute(move || latch.count_down()).unwrap(),
             }
         }
         done.recv().unwrap();
+        drop(handles);
         println!(
             "{:.0} ns/task",
             start.elapsed().as_nanos() as f64 / TASKS as f64
