@@ -63,21 +63,8 @@ impl Shared {
 
     /// Starts a new thread for `job`, if the pool is below its maximum.
     pub(super) fn grow(this: &Arc<Self>, job: Job) -> Result<(), (Job, RejectKind)> {
-        let max = this.spec.max_size;
-        if this
-            .threads
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .is_err()
-        {
-            return Err((job, RejectKind::Busy));
-        }
-        // The reservation is visible to a shutdown before this check (both SeqCst): either we
-        // see the flag, or the shutdown waits for this thread.
-        if this.state.load().is_shutdown() {
-            this.release_reservation();
-            return Err((job, RejectKind::Shutdown));
+        if let Err(kind) = this.reserve_thread() {
+            return Err((job, kind));
         }
         this.counters.submitted.fetch_add(1, Ordering::Relaxed);
         match Self::spawn_thread(this, Some(job), false) {
@@ -91,6 +78,28 @@ impl Shared {
                 Err((job, RejectKind::Busy))
             }
         }
+    }
+
+    /// Reserves a slot in `threads` for a thread about to be started: `Busy` at `max_size`,
+    /// `Shutdown` (the slot given back) once the pool shuts down.
+    fn reserve_thread(&self) -> Result<(), RejectKind> {
+        let max = self.spec.max_size;
+        if self
+            .threads
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_err()
+        {
+            return Err(RejectKind::Busy);
+        }
+        // The reservation is visible to a shutdown before this check (both SeqCst): either we
+        // see the flag, or the shutdown waits for this thread.
+        if self.state.load().is_shutdown() {
+            self.release_reservation();
+            return Err(RejectKind::Shutdown);
+        }
+        Ok(())
     }
 
     /// See [`ThreadPool::free_slots`](super::ThreadPool::free_slots).
@@ -115,18 +124,7 @@ impl Shared {
     /// watch uses it (`cpu.rs`).
     #[cfg_attr(loom, allow(dead_code))] // the stall watch is left out under loom
     pub(super) fn start_idle_thread(this: &Arc<Self>) {
-        let max = this.spec.max_size;
-        if this
-            .threads
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .is_err()
-        {
-            return;
-        }
-        if this.state.load().is_shutdown() {
-            this.release_reservation();
+        if this.reserve_thread().is_err() {
             return;
         }
         this.state.add_idle(1);

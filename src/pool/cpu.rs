@@ -101,7 +101,7 @@ pub(super) fn mark_for(shared: &Shared, mark: &Cell<bool>, job: &Job) {
     }
 }
 
-/// Clears the worker's CPU mark (see [`mark_cpu`]): called by the worker loop before it searches
+/// Clears the worker's CPU mark (see [`mark_for`]): called by the worker loop before it searches
 /// the queues as an idle worker.
 pub(super) fn clear_mark(shared: &Shared, mark: &Cell<bool>) {
     if mark.replace(false) {
@@ -141,17 +141,20 @@ impl Shared {
         if this.cpu.limit == 0 {
             return Self::admit(this, job);
         }
-        let job = job.with_cpu_hint(true);
+        let mut job = job.with_cpu_hint(true);
         let queue = this.spec.queue_size;
         // One look at the word first, so that a pool whose threads are all busy computing (the
         // common case under load) admits with one read-modify-write, not a refused one first.
         let seen = this.state.load();
         let mut beyond = seen.pending() >= seen.idle() + queue;
-        let mut job = job;
+        // That look serves the first pass only; a later pass (after a refused enqueue or
+        // growth) looks again.
+        let mut look = Some(seen);
         let mut grew = false;
         loop {
+            let first_look = look.take();
             if beyond && !grew {
-                let now = this.state.load();
+                let now = first_look.unwrap_or_else(|| this.state.load());
                 if now.is_shutdown() {
                     return Err((job, RejectKind::Shutdown));
                 }
